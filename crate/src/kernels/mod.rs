@@ -1,2 +1,62 @@
 //! Compute kernels: GEMM and vector maths on plain slices. Kernels know nothing about
 //! tensors, layers or models. Every optimised kernel has a scalar twin that is its test oracle.
+//!
+//! Design:
+//!
+//! - [`gemm`] defines one row-major contract ([`gemm::GemmKernel`]) and a list of the
+//!   implementations compiled for the target, best first. The scalar implementation is always
+//!   present; vectorised ones (wasm SIMD128, relaxed SIMD) plug into the same list, and one
+//!   test suite runs every entry against [`gemm::gemm_scalar`].
+//! - [`vecmath`] holds in-place slice functions (activations, `exp`, `erf`, softmax). The
+//!   public functions dispatch to the best implementation; [`vecmath::scalar`] is the
+//!   element-by-element twin.
+//! - [`transpose`] moves strided matrices between row and column order for GEMM operands.
+//! - Every kernel that can split its work takes a [`Parallelism`] argument, so the caller
+//!   decides whether a call may use threads; nothing reads a global setting.
+//!
+//! Kernels trust their callers: shapes are validated by the ops in [`crate::ops`] and checked
+//! here only with `debug_assert!`.
+//!
+//! ```
+//! use effyolo::kernels::{gemm, Parallelism};
+//!
+//! // (2 x 3) . (3 x 1)
+//! let a = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0];
+//! let b = [1.0, 0.0, -1.0];
+//! let mut c = [0.0; 2];
+//! gemm::gemm(Parallelism::Serial, 2, 1, 3, &a, 3, &b, 1, &mut c, 1, false);
+//! assert_eq!(c, [-2.0, -2.0]);
+//! ```
+
+pub mod gemm;
+pub mod transpose;
+pub mod vecmath;
+
+pub use transpose::transpose;
+
+#[cfg(test)]
+pub(crate) mod testing;
+#[cfg(test)]
+mod tests;
+
+/// How a kernel call may split its work.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Parallelism {
+    /// Run on the calling thread only.
+    #[default]
+    Serial,
+    /// Split the work into up to this many independent parts for a thread pool. Until a pool
+    /// is wired in, the parts run one after another on the calling thread, which keeps the
+    /// partitioning itself under test.
+    Threads(usize),
+}
+
+impl Parallelism {
+    /// The number of independent parts work may be split into (at least 1).
+    pub fn max_parts(self) -> usize {
+        match self {
+            Parallelism::Serial => 1,
+            Parallelism::Threads(n) => n.max(1),
+        }
+    }
+}

@@ -1,56 +1,145 @@
-//! The public entry point: a loaded detector that turns RGB pixels into boxes.
+//! The public entry point: a loaded detector that turns RGB pixels into boxes. The CLI, the
+//! wasm bindings and the tests all go through this one type.
 
 use crate::error::{Error, Result};
-use crate::model::postprocess::{DetectOptions, Detection};
+use crate::kernels::Parallelism;
+use crate::model::config::{ModelConfig, STRIDES};
+use crate::model::efficientformer::{Backbone, Trace};
+use crate::model::postprocess::{decode_and_nms, DetectOptions, Detection};
+use crate::model::synthetic;
+use crate::model::preprocess::{letterbox, validate_input_size};
+use crate::model::weights::{Loader, SafetensorsSource, TensorSource};
+use crate::model::yolo::{Detect, Neck};
+use crate::tensor::Tensor;
 
-/// Metadata of a loaded model (from the safetensors `__metadata__`).
-#[derive(Clone, Debug)]
-pub struct ModelInfo {
-    pub variant: String,
-    pub mhsa_blocks: usize,
-    pub width_multiple: f32,
-    pub depth_multiple: f32,
-    pub train_size: (usize, usize),
-    pub class_names: Vec<String>,
-    pub anchors: [[[f32; 2]; 3]; 3],
-    pub mean: [f32; 3],
-    pub std: [f32; 3],
+/// Multiply-accumulate counts of one forward pass, by part.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MacCount {
+    pub backbone: u64,
+    pub neck: u64,
+    pub head: u64,
+}
+
+impl MacCount {
+    pub fn total(&self) -> u64 {
+        self.backbone + self.neck + self.head
+    }
 }
 
 pub struct Detector {
-    info: ModelInfo,
+    config: ModelConfig,
+    backbone: Backbone,
+    neck: Neck,
+    head: Detect,
+    parameter_count: usize,
+    parallelism: Parallelism,
 }
 
 impl Detector {
-    /// Loads and validates a safetensors weight file.
-    pub fn from_safetensors(_bytes: &[u8]) -> Result<Self> {
-        Err(Error::Unsupported("weight loading is not implemented yet".into()))
+    /// Loads and validates a safetensors weight file: every key, shape and dtype is checked and
+    /// all problems are reported together.
+    pub fn from_safetensors(bytes: &[u8]) -> Result<Self> {
+        let (source, config) = SafetensorsSource::parse(bytes)?;
+        let parameter_count = source
+            .names()
+            .iter()
+            .filter(|n| !n.ends_with("running_mean") && !n.ends_with("running_var"))
+            .filter_map(|n| source.shape(n).map(|shape| shape.iter().product::<usize>()))
+            .sum();
+        let mut loader = Loader::new(&source);
+        let mut detector = Self::build(&mut loader, config)?;
+        loader.finish()?;
+        detector.parameter_count = parameter_count;
+        Ok(detector)
     }
 
-    pub fn info(&self) -> &ModelInfo {
-        &self.info
+    /// A detector with synthetic (untrained, deterministic) weights: for latency measurements
+    /// of variants without trained weights, and for parity tests.
+    pub fn synthetic(config: ModelConfig) -> Result<Self> {
+        config.validate()?;
+        let mut loader = Loader::synthetic();
+        let detector = Self::build(&mut loader, config)?;
+        loader.finish()?;
+        Ok(detector)
+    }
+
+    /// Every tensor of `config`'s network with its synthetic values, by state-dict name.
+    pub fn synthetic_tensors(config: &ModelConfig) -> Result<Vec<(String, Vec<usize>, Vec<f32>)>> {
+        config.validate()?;
+        let mut loader = Loader::synthetic();
+        Self::build(&mut loader, config.clone())?;
+        Ok(loader
+            .requested()
+            .iter()
+            .map(|(name, shape)| (name.clone(), shape.clone(), synthetic::tensor(name, shape)))
+            .collect())
+    }
+
+    fn build(loader: &mut Loader, config: ModelConfig) -> Result<Self> {
+        let backbone = Backbone::load(loader, &config)?;
+        let neck = Neck::load(loader, &config)?;
+        let head = Detect::load(loader, &config, neck.out_channels())?;
+        Ok(Detector { config, backbone, neck, head, parameter_count: 0, parallelism: Parallelism::Serial })
+    }
+
+    pub fn info(&self) -> &ModelConfig {
+        &self.config
+    }
+
+    pub fn backbone(&self) -> &Backbone {
+        &self.backbone
+    }
+
+    /// How the kernels may split work (threads are used only where the build has them).
+    pub fn set_parallelism(&mut self, parallelism: Parallelism) {
+        self.parallelism = parallelism;
+    }
+
+    /// Network only: a (3, H, W) input (H, W multiples of 32) -> raw logits of the three levels.
+    /// With `trace`, every stage's output is recorded under the reference's names.
+    pub fn forward(&self, input: &Tensor, mut trace: Option<&mut Trace>) -> Result<Vec<Tensor>> {
+        let (c, h, w) = input.chw("detector input")?;
+        if c != 3 {
+            return Err(Error::Shape(format!("detector input must have 3 channels, got {c}")));
+        }
+        validate_input_size((h, w))?;
+        let par = self.parallelism;
+        let taps = self.backbone.forward(input, par, trace.as_deref_mut())?;
+        let feats = self.neck.forward(&taps, par, trace.as_deref_mut())?;
+        self.head.forward(&feats, par, trace)
     }
 
     /// Runs letterbox -> network -> decode -> NMS on an RGB8 image (`rgb.len() == 3 * width * height`)
     /// at network input `size` = (height, width), both multiples of 32. Boxes are in image pixels.
     pub fn detect(
         &self,
-        _rgb: &[u8],
-        _width: usize,
-        _height: usize,
-        _size: (usize, usize),
-        _options: &DetectOptions,
+        rgb: &[u8],
+        width: usize,
+        height: usize,
+        size: (usize, usize),
+        options: &DetectOptions,
     ) -> Result<Vec<Detection>> {
-        Err(Error::Unsupported("detection is not implemented yet".into()))
+        options.validate()?;
+        let (input, lb) = letterbox(rgb, width, height, size, self.config.mean, self.config.std)?;
+        let raw = self.forward(&input, None)?;
+        let strides = STRIDES.map(|s| s as f32);
+        decode_and_nms(&raw, &self.config.anchors, &strides, self.config.num_classes(), options, &lb)
     }
 
-    /// Number of stored parameters (after BatchNorm folding is not applied: as in the file).
+    /// Number of parameters in the weight file (BatchNorm running statistics excluded); 0 for
+    /// synthetic detectors.
     pub fn parameter_count(&self) -> usize {
-        0
+        self.parameter_count
     }
 
     /// Multiply-accumulates of one forward pass at input (height, width).
-    pub fn mac_count(&self, _size: (usize, usize)) -> Result<u64> {
-        Err(Error::Unsupported("MAC counting is not implemented yet".into()))
+    pub fn mac_count(&self, size: (usize, usize)) -> Result<MacCount> {
+        validate_input_size(size)?;
+        let (h3, w3) = (size.0 / 8, size.1 / 8);
+        Ok(MacCount {
+            backbone: self.backbone.macs(size),
+            neck: self.neck.macs(h3, w3),
+            head: self.head.macs(h3, w3),
+        })
     }
 }
