@@ -18,7 +18,7 @@ import torch
 from PIL import Image
 
 from effyolo_ref.model import DetectorConfig, EffYolo
-from effyolo_ref.pipeline import detect, non_max_suppression
+from effyolo_ref.pipeline import Letterbox, detect, non_max_suppression, scale_boxes
 from effyolo_ref.synthetic import apply_synthetic, synthetic_input
 
 SAMPLES = 192
@@ -96,7 +96,8 @@ def stage_case(model: EffYolo, size, seed: int) -> dict:
     acts = {k: sample(k, v, rng) for k, v in trace.items()}
     conf, gap = pick_threshold(candidate_scores(model, raw))
     pred = model.head.decode(raw)[0].numpy()
-    det = non_max_suppression(pred, conf, 0.45, 300)
+    h, w = size
+    det = scale_boxes(non_max_suppression(pred, conf, 0.45, 300), Letterbox(1.0, 0, 0, w, h, w, h))
     return dict(size=list(size), activations=acts, conf=conf, conf_gap=gap, iou=0.45,
                 detections=[[float(v) for v in d] for d in det])
 

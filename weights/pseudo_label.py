@@ -81,7 +81,7 @@ def main(argv=None):
     p.add_argument("--wbf-iou", type=float, default=0.55, help="fusion IoU (default: %(default)s)")
     p.add_argument("--weights", type=float, nargs=2, default=[1.0, 1.0],
                    metavar=("YOLOV5", "YOLOX"), help="teacher weights in the fusion")
-    p.add_argument("--min-score", type=float, default=0.05,
+    p.add_argument("--min-score", type=float, default=0.02,
                    help="keep fused boxes with at least this score (default: %(default)s)")
     p.add_argument("--threads", type=int, default=2, help="onnxruntime intra-op threads")
     p.add_argument("--save-every", type=int, default=250, help="checkpoint interval (images)")

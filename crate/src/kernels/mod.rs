@@ -10,7 +10,7 @@
 //! - [`vecmath`] holds in-place slice functions (activations, `exp`, `erf`, softmax). The
 //!   public functions dispatch to the best implementation; [`vecmath::scalar`] is the
 //!   element-by-element twin.
-//! - [`transpose`] moves strided matrices between row and column order for GEMM operands.
+//! - [`transpose()`] moves strided matrices between row and column order for GEMM operands.
 //! - Every kernel that can split its work takes a [`Parallelism`] argument, so the caller
 //!   decides whether a call may use threads; nothing reads a global setting.
 //!

@@ -35,6 +35,9 @@ pub(crate) fn assert_close(actual: &[f32], expected: &[f32], atol: f32, rtol: f3
     assert_eq!(actual.len(), expected.len(), "{what}: length differs");
     for (i, (&a, &e)) in actual.iter().zip(expected).enumerate() {
         let ok = a == e || (a - e).abs() <= atol + rtol * e.abs() || (a.is_nan() && e.is_nan());
-        assert!(ok, "{what}: index {i}: got {a}, expected {e} (atol {atol}, rtol {rtol})");
+        assert!(
+            ok,
+            "{what}: index {i}: got {a}, expected {e} (atol {atol}, rtol {rtol})"
+        );
     }
 }

@@ -34,7 +34,11 @@ fn gemm_f64(
 ) {
     for i in 0..m {
         for j in 0..n {
-            let mut sum = if accumulate { c[i * ldc + j] as f64 } else { 0.0 };
+            let mut sum = if accumulate {
+                c[i * ldc + j] as f64
+            } else {
+                0.0
+            };
             for p in 0..k {
                 sum += a[i * lda + p] as f64 * b[p * ldb + j] as f64;
             }
@@ -46,8 +50,6 @@ fn gemm_f64(
 /// Operands for an `m x n x k` product with row strides padded by `pad`; C starts as
 /// `c_init` everywhere (including the padding, which must survive untouched).
 struct GemmCase {
-    m: usize,
-    n: usize,
     k: usize,
     lda: usize,
     ldb: usize,
@@ -63,8 +65,6 @@ impl GemmCase {
         // Strides must stay >= 1 so row arithmetic in the checks is meaningful.
         let (lda, ldb, ldc) = (lda.max(1), ldb.max(1), ldc.max(1));
         GemmCase {
-            m,
-            n,
             k,
             lda,
             ldb,
@@ -90,9 +90,13 @@ fn gemm_scalar_matches_f64_reference() {
                     let case = GemmCase::new(&mut rng, m, n, k, 0, 0.5);
                     let GemmCase { lda, ldb, ldc, .. } = case;
                     let mut got = case.c.clone();
-                    gemm_scalar(m, n, k, &case.a, lda, &case.b, ldb, &mut got, ldc, accumulate);
+                    gemm_scalar(
+                        m, n, k, &case.a, lda, &case.b, ldb, &mut got, ldc, accumulate,
+                    );
                     let mut want = case.c.clone();
-                    gemm_f64(m, n, k, &case.a, lda, &case.b, ldb, &mut want, ldc, accumulate);
+                    gemm_f64(
+                        m, n, k, &case.a, lda, &case.b, ldb, &mut want, ldc, accumulate,
+                    );
                     let what = format!("scalar m={m} n={n} k={k} acc={accumulate}");
                     assert_close(&got, &want, case.tolerance(), 1e-5, &what);
                 }
@@ -110,13 +114,15 @@ fn every_gemm_kernel_matches_scalar() {
                 for &k in &SIZES {
                     for accumulate in [false, true] {
                         for par in PARALLELISM {
-                            // Odd padding exercises lda/ldb/ldc > row length.
+                            // Padding of 0, 1 or 2 exercises lda/ldb/ldc > row length.
                             let pad = (m + n + k) % 3;
                             let case = GemmCase::new(&mut rng, m, n, k, pad, -0.25);
                             let GemmCase { lda, ldb, ldc, .. } = case;
                             let (a, b) = (&case.a, &case.b);
                             let mut got = case.c.clone();
-                            gemm_with(kernel, par, m, n, k, a, lda, b, ldb, &mut got, ldc, accumulate);
+                            gemm_with(
+                                kernel, par, m, n, k, a, lda, b, ldb, &mut got, ldc, accumulate,
+                            );
                             let mut want = case.c.clone();
                             gemm_scalar(m, n, k, a, lda, b, ldb, &mut want, ldc, accumulate);
                             let what = format!(
@@ -140,10 +146,28 @@ fn gemm_leaves_padding_untouched() {
             let case = GemmCase::new(&mut rng, m, n, k, 3, f32::NAN);
             let GemmCase { lda, ldb, ldc, .. } = case;
             let mut c = case.c.clone();
-            gemm_with(kernel, Parallelism::Threads(3), m, n, k, &case.a, lda, &case.b, ldb, &mut c, ldc, false);
+            gemm_with(
+                kernel,
+                Parallelism::Threads(3),
+                m,
+                n,
+                k,
+                &case.a,
+                lda,
+                &case.b,
+                ldb,
+                &mut c,
+                ldc,
+                false,
+            );
             for (idx, &v) in c.iter().enumerate() {
                 let inside = idx % ldc < n;
-                assert_eq!(inside, !v.is_nan(), "{} m={m} n={n} k={k}: index {idx} = {v}", kernel.name());
+                assert_eq!(
+                    inside,
+                    !v.is_nan(),
+                    "{} m={m} n={n} k={k}: index {idx} = {v}",
+                    kernel.name()
+                );
             }
         }
     }
@@ -155,7 +179,19 @@ fn gemm_overwrite_ignores_nan_in_c() {
     let mut rng = Rng::new(4);
     let case = GemmCase::new(&mut rng, m, n, k, 0, f32::NAN);
     let mut c = case.c.clone();
-    gemm::gemm(Parallelism::Serial, m, n, k, &case.a, k, &case.b, n, &mut c, n, false);
+    gemm::gemm(
+        Parallelism::Serial,
+        m,
+        n,
+        k,
+        &case.a,
+        k,
+        &case.b,
+        n,
+        &mut c,
+        n,
+        false,
+    );
     assert!(c.iter().all(|v| v.is_finite()));
 }
 
@@ -250,7 +286,10 @@ fn pointwise_twins_match_f64_formulas() {
             let want = reference(x as f64);
             let got = f(x) as f64;
             let tol = 1e-6 * want.abs().max(1e-30) + 1e-7;
-            assert!((got - want).abs() <= tol, "{name}({x}) = {got}, expected {want}");
+            assert!(
+                (got - want).abs() <= tol,
+                "{name}({x}) = {got}, expected {want}"
+            );
         }
     };
     check("relu", scalar::relu_f32, |x| x.max(0.0));
@@ -290,14 +329,27 @@ fn softmax_matches_f64_and_is_stable() {
     let mut rng = Rng::new(6);
     for len in [1, 2, 7, 49, 100] {
         for offset in [0.0, 80.0, 1000.0, -1000.0] {
-            let row: Vec<f32> = rng.vec(len, -10.0, 10.0).iter().map(|x| x + offset).collect();
-            let max = row.iter().copied().fold(f64::NEG_INFINITY, |m, x| m.max(x as f64));
+            let row: Vec<f32> = rng
+                .vec(len, -10.0, 10.0)
+                .iter()
+                .map(|x| x + offset)
+                .collect();
+            let max = row
+                .iter()
+                .copied()
+                .fold(f64::NEG_INFINITY, |m, x| m.max(x as f64));
             let exps: Vec<f64> = row.iter().map(|&x| (x as f64 - max).exp()).collect();
             let sum: f64 = exps.iter().sum();
             let want: Vec<f32> = exps.iter().map(|e| (e / sum) as f32).collect();
             let mut got = row;
             vecmath::softmax(&mut got);
-            assert_close(&got, &want, 1e-6, 1e-5, &format!("softmax len={len} offset={offset}"));
+            assert_close(
+                &got,
+                &want,
+                1e-6,
+                1e-5,
+                &format!("softmax len={len} offset={offset}"),
+            );
         }
     }
     let mut empty: [f32; 0] = [];

@@ -15,8 +15,14 @@ pub fn transpose(
         return;
     }
     debug_assert!(ld_src >= cols && ld_dst >= rows);
-    debug_assert!(src.len() >= (rows - 1) * ld_src + cols, "transpose source too short");
-    debug_assert!(dst.len() >= (cols - 1) * ld_dst + rows, "transpose destination too short");
+    debug_assert!(
+        src.len() >= (rows - 1) * ld_src + cols,
+        "transpose source too short"
+    );
+    debug_assert!(
+        dst.len() >= (cols - 1) * ld_dst + rows,
+        "transpose destination too short"
+    );
     for r in 0..rows {
         let src_row = &src[r * ld_src..r * ld_src + cols];
         for (c, &v) in src_row.iter().enumerate() {

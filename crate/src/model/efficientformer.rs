@@ -11,13 +11,13 @@
 //! BatchNorm is folded into the preceding convolution at load time, and each LayerScale that
 //! follows a linear map (MLP output, attention projection) is folded into that map's weights.
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::kernels::Parallelism;
 use crate::model::config::{
     ModelConfig, BACKBONE_BN_EPS, GROUP_NORM_EPS, KEY_DIM, LAYER_NORM_EPS, NUM_HEADS, VAL_DIM,
 };
 use crate::model::weights::Loader;
-use crate::ops::attention::{attention_bias_index, multi_head_attention, resample_attention_bias};
+use crate::ops::attention::{gather_attention_bias, multi_head_attention, resample_attention_bias};
 use crate::ops::conv::Conv2d;
 use crate::ops::linear::Linear;
 use crate::ops::norm::{group_norm_1, layer_norm};
@@ -82,7 +82,7 @@ impl Meta4D {
         let mut fc2 = conv_bn(ld, &format!("{p}.mlp.fc2"), &format!("{p}.mlp.norm2"), [dim, hidden, 1, 1], 1, true, BACKBONE_BN_EPS)?;
         let ls1 = ld.tensor(&format!("{p}.ls1.gamma"), &[dim]);
         let ls2 = ld.tensor(&format!("{p}.ls2.gamma"), &[dim]);
-        fc2.scale_output_channels(&ls2)?;
+        scale_rows(&mut fc2.weight, &mut fc2.bias, &ls2);
         Ok(Meta4D { ls1, fc1, fc2 })
     }
 
@@ -160,14 +160,7 @@ impl Meta3D {
     /// The (heads, N, N) bias for an H x W token grid, resampled from the trained grid.
     pub fn attention_bias(&self, grid: (usize, usize)) -> Result<Vec<f32>> {
         let table = resample_attention_bias(&self.attention_biases, NUM_HEADS, self.train_grid, grid)?;
-        let index = attention_bias_index(grid.0, grid.1);
-        let cells = grid.0 * grid.1;
-        let mut bias = Vec::with_capacity(NUM_HEADS * index.len());
-        for h in 0..NUM_HEADS {
-            let t = &table[h * cells..(h + 1) * cells];
-            bias.extend(index.iter().map(|&i| t[i]));
-        }
-        Ok(bias)
+        gather_attention_bias(&table, NUM_HEADS, grid)
     }
 
     pub fn forward(&self, x: &mut Tensor, grid: (usize, usize), par: Parallelism) -> Result<()> {
@@ -318,8 +311,7 @@ impl Backbone {
         for (k, t) in taps.iter().enumerate() {
             record(&mut trace, &format!("tap{}", k + 3), t);
         }
-        let [p3, p4, p5]: [Tensor; 3] = taps.try_into().expect("three taps");
-        Ok([p3, p4, p5])
+        taps.try_into().map_err(|_| Error::Shape("the backbone yields three taps".into()))
     }
 
     /// Multiply-accumulates at input (H, W) (convolutions, linear maps and attention products).

@@ -52,7 +52,7 @@ fn describe_safetensors_error(e: safetensors::SafeTensorError) -> Error {
         E::HeaderTooLarge | E::HeaderTooSmall | E::InvalidHeaderLength => {
             "header length is invalid (not a safetensors file, or truncated)".to_string()
         }
-        E::InvalidHeader(_) | E::InvalidHeaderStart | E::InvalidHeaderDeserialization(_) => {
+        E::InvalidHeader | E::InvalidHeaderStart | E::InvalidHeaderDeserialization => {
             "header is not valid safetensors JSON (not a safetensors file?)".to_string()
         }
         E::MetadataIncompleteBuffer | E::InvalidOffset(_) => {

@@ -37,7 +37,8 @@ mod tests {
     #[test]
     fn apply_matches_scalar_functions() {
         let xs = [-3.0, -0.5, 0.0, 0.25, 2.0];
-        let cases: [(Activation, fn(f32) -> f32); 5] = [
+        type Pointwise = fn(f32) -> f32;
+        let cases: [(Activation, Pointwise); 5] = [
             (Activation::None, |x| x),
             (Activation::Relu, scalar::relu_f32),
             (Activation::Silu, scalar::silu_f32),

@@ -90,7 +90,20 @@ pub fn gemm(
     ldc: usize,
     accumulate: bool,
 ) {
-    gemm_with(best_kernel(), par, m, n, k, a, lda, b, ldb, c, ldc, accumulate);
+    gemm_with(
+        best_kernel(),
+        par,
+        m,
+        n,
+        k,
+        a,
+        lda,
+        b,
+        ldb,
+        c,
+        ldc,
+        accumulate,
+    );
 }
 
 /// [`gemm`] with an explicit implementation; used by tests and benchmarks to compare them.
@@ -121,7 +134,10 @@ pub fn gemm_with(
         }
         return;
     }
-    debug_assert!(lda >= k && ldb >= n, "lda {lda} < k {k} or ldb {ldb} < n {n}");
+    debug_assert!(
+        lda >= k && ldb >= n,
+        "lda {lda} < k {k} or ldb {ldb} < n {n}"
+    );
     debug_assert!(a.len() >= required_len(m, k, lda), "A slice too short");
     debug_assert!(b.len() >= required_len(k, n, ldb), "B slice too short");
 
@@ -131,7 +147,18 @@ pub fn gemm_with(
     for (band, c_band) in c.chunks_mut(band_rows * ldc).take(bands).enumerate() {
         let row0 = band * band_rows;
         let rows = band_rows.min(m - row0);
-        kernel.gemm(rows, n, k, &a[row0 * lda..], lda, b, ldb, c_band, ldc, accumulate);
+        kernel.gemm(
+            rows,
+            n,
+            k,
+            &a[row0 * lda..],
+            lda,
+            b,
+            ldb,
+            c_band,
+            ldc,
+            accumulate,
+        );
     }
 }
 
@@ -149,5 +176,18 @@ pub fn gemm_scalar(
     ldc: usize,
     accumulate: bool,
 ) {
-    gemm_with(&ScalarGemm, Parallelism::Serial, m, n, k, a, lda, b, ldb, c, ldc, accumulate);
+    gemm_with(
+        &ScalarGemm,
+        Parallelism::Serial,
+        m,
+        n,
+        k,
+        a,
+        lda,
+        b,
+        ldb,
+        c,
+        ldc,
+        accumulate,
+    );
 }

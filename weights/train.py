@@ -1,0 +1,450 @@
+#!/usr/bin/env python3
+"""Train the effyolo student (EfficientFormer-L1 + YOLOv5n-width neck) from scratch on CPU.
+
+Targets, both computed on the same augmented batch:
+
+* dense distillation from ``yolov5n.onnx`` run at the student's input size (objectness
+  everywhere, classes weighted by teacher objectness, boxes where the teacher is confident),
+  see ``effyolo_train/loss.py``;
+* the YOLOv5 v7.0 box/objectness/class loss on the fused pseudo-labels of
+  ``pseudo_label.py`` (``--labels``; boxes below ``--min-box-score`` are ignored, the others
+  weigh their fused score).  Images missing from the cache only get the dense loss; the
+  cache is re-read at checkpoints when it changes.
+
+Images from the given folders are decoded once into RAM; batches are a pure function of
+the seed and the image-iteration count (``effyolo_train/data.py``), so ``--resume``
+continues exactly: same batches, same optimiser/EMA state.  Arguments of a resumed run
+default to the checkpoint's; any given on the command line override them (e.g. a larger
+``--total-images`` extends the cosine schedule).
+
+Files in ``--workdir``: ``ckpt/last.pt`` (every ``--ckpt-minutes``, atomic), ``ckpt/best.pt``
+(best AP50 of the EMA), ``train_log.csv`` (losses, learning rate, throughput),
+``curve.csv`` (image_iterations, ap50_all, ap50_person on ``--eval-data``).
+
+Defaults are relative to the repository: images ``../shared/data/pool`` plus every folder
+in ``<workdir>/images/``; workdir ``../cache/train``; teacher
+``../shared/data/teachers/yolov5n.onnx``; evaluation set ``../shared/data/coco-dev``
+(which is refused as training input).  See ``train.md`` for the command lines.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import queue
+import random
+import signal
+import sys
+import threading
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from effyolo_ref.model import DEFAULT_ANCHORS, STRIDES, DetectorConfig, EffYolo  # noqa: E402
+from effyolo_train.data import AugConfig, BatchMaker, ImagePool, label_stamp  # noqa: E402
+from effyolo_train.engine import (ModelEMA, atomic_save, init_student, learning_rate,  # noqa: E402
+                                  param_groups)
+from effyolo_train.loss import DenseDistillLoss, LossWeights, YoloLoss, level_views  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = REPO.parent / "shared" / "data"
+DEFAULT_WORKDIR = REPO.parent / "cache" / "train"
+CKPT_FORMAT = "effyolo-train-checkpoint"
+LOG_FIELDS = ["image_iterations", "step", "wall_s", "lr", "loss", "box", "obj", "cls", "kd_obj",
+              "kd_cls", "kd_box", "cls_agree", "grad_norm", "img_per_s", "targets_per_img",
+              "labelled_frac"]
+CURVE_FIELDS = ["image_iterations", "ap50_all", "ap50_person"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("folders", nargs="*", default=None,
+                   help="training image folders (default: ../shared/data/pool + <workdir>/images/*)")
+    p.add_argument("--workdir", type=Path, default=DEFAULT_WORKDIR, help="checkpoints and logs")
+    p.add_argument("--resume", nargs="?", const="auto", default=None,
+                   help="continue from a checkpoint (default: <workdir>/ckpt/last.pt)")
+    p.add_argument("--classes", type=Path, default=DATA / "coco-classes.txt")
+    # data
+    p.add_argument("--size", type=int, default=256, help="square training input size")
+    p.add_argument("--batch", type=int, default=16)
+    p.add_argument("--max-side", type=int, default=640, help="shrink larger images when loading")
+    p.add_argument("--mosaic", type=float, default=0.75)
+    p.add_argument("--scale", type=float, default=0.5)
+    p.add_argument("--translate", type=float, default=0.1)
+    p.add_argument("--fliplr", type=float, default=0.5)
+    p.add_argument("--hsv", type=float, nargs=3, default=[0.015, 0.7, 0.4], metavar=("H", "S", "V"))
+    p.add_argument("--seed", type=int, default=0)
+    # targets
+    p.add_argument("--labels", type=Path, default=None,
+                   help="pseudo-label cache of pseudo_label.py (default: <workdir>/labels)")
+    p.add_argument("--box-loss", action=argparse.BooleanOptionalAction, default=True,
+                   help="YOLOv5 loss on pseudo-label boxes (needs --labels)")
+    p.add_argument("--min-box-score", type=float, default=0.25)
+    p.add_argument("--box-weight", choices=["score", "one"], default="score")
+    p.add_argument("--anchor-t", type=float, default=4.0)
+    p.add_argument("--teacher", type=Path, default=DATA / "teachers" / "yolov5n.onnx")
+    p.add_argument("--distill", action=argparse.BooleanOptionalAction, default=True,
+                   help="dense distillation from --teacher")
+    p.add_argument("--kd-box-obj", type=float, default=0.3, help="teacher obj above which boxes are distilled")
+    p.add_argument("--teacher-threads", type=int, default=1)
+    p.add_argument("--person-weight", type=float, default=1.0, help="class-loss weight of 'person'")
+    for name, v in asdict(LossWeights()).items():
+        p.add_argument(f"--w-{name.replace('_', '-')}", type=float, default=v,
+                       help=f"loss weight {name} (before YOLOv5's size/class scaling)")
+    # model
+    p.add_argument("--layer-scale", type=float, default=0.1, help="LayerScale init")
+    # optimisation
+    p.add_argument("--lr", type=float, default=2e-3)
+    p.add_argument("--wd", type=float, default=0.05)
+    p.add_argument("--warmup-images", type=int, default=20000)
+    p.add_argument("--total-images", type=int, default=3_000_000, help="cosine schedule length")
+    p.add_argument("--final-lr-frac", type=float, default=0.05)
+    p.add_argument("--clip", type=float, default=10.0, help="gradient-norm clip")
+    p.add_argument("--ema-decay", type=float, default=0.9999)
+    p.add_argument("--ema-tau", type=float, default=2000)
+    p.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=True,
+                   help="bfloat16 autocast")
+    p.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=True)
+    p.add_argument("--threads", type=int, default=2, help="torch intra-op threads")
+    # bookkeeping
+    p.add_argument("--ckpt-minutes", type=float, default=5.0)
+    p.add_argument("--log-every", type=int, default=25, help="steps between log rows")
+    p.add_argument("--eval-data", type=Path, default=DATA / "coco-dev",
+                   help="labelled evaluation folder (images/ + labels/); never trained on")
+    p.add_argument("--eval-size", type=int, default=320)
+    p.add_argument("--eval-every", type=int, default=50000, help="image-iterations; 0 = never")
+    p.add_argument("--stop-after", type=int, default=0,
+                   help="stop (with a checkpoint) after this many image-iterations in this run")
+    p.add_argument("--no-save", action="store_true", help="write no checkpoint or log (benchmarks)")
+    return p
+
+
+def parse_args(argv=None):
+    p = build_parser()
+    args = p.parse_args(argv)
+    ckpt = None
+    if args.resume:
+        path = Path(args.workdir) / "ckpt" / "last.pt" if args.resume == "auto" else Path(args.resume)
+        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+        if ckpt.get("format") != CKPT_FORMAT:
+            raise SystemExit(f"{path} is not a training checkpoint")
+        saved = dict(ckpt["args"])
+        for k in ("resume", "stop_after", "no_save"):
+            saved.pop(k, None)
+        for k in ("workdir", "labels", "teacher", "eval_data", "classes"):
+            if saved.get(k) is not None:
+                saved[k] = Path(saved[k])
+        p.set_defaults(**saved)
+        args = p.parse_args(argv)   # explicit command-line values override the saved ones
+        args.resume = str(path)
+    if args.labels is None:
+        args.labels = Path(args.workdir) / "labels"
+    if not args.folders:
+        args.folders = [str(DATA / "pool")]
+        extra = Path(args.workdir) / "images"
+        if extra.is_dir():
+            args.folders += sorted(str(d) for d in extra.iterdir() if d.is_dir())
+    return args, ckpt
+
+
+def jsonable_args(args) -> dict:
+    return {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
+
+
+class Prefetcher:
+    """Builds batches (augmentation + teacher pass) in a background thread, in order."""
+
+    def __init__(self, maker: BatchMaker, teacher, position: int, batch_size: int, depth: int = 2):
+        self.maker, self.teacher = maker, teacher
+        self.position, self.batch_size = position, batch_size
+        self.q: queue.Queue = queue.Queue(maxsize=depth)
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self):
+        pos = self.position
+        try:
+            while not self.stop.is_set():
+                b = self.maker.batch(pos, self.batch_size)
+                if self.teacher is not None:
+                    b.teacher = self.teacher(b.images)
+                while not self.stop.is_set():
+                    try:
+                        self.q.put(b, timeout=0.5)
+                        break
+                    except queue.Full:
+                        pass
+                pos += self.batch_size
+        except BaseException as e:  # surfaced in get()
+            self.q.put(e)
+
+    def get(self):
+        b = self.q.get()
+        if isinstance(b, BaseException):
+            raise b
+        return b
+
+    def close(self):
+        self.stop.set()
+        self.thread.join()
+
+
+class CsvLog:
+    def __init__(self, path: Path, fields, enabled=True):
+        self.path, self.fields, self.enabled = Path(path), fields, enabled
+
+    def truncate_after(self, images: int):
+        """Drop rows logged after the checkpoint a run resumes from."""
+        if not self.enabled or not self.path.exists():
+            return
+        with open(self.path) as f:
+            rows = list(csv.DictReader(f))
+        keep = [r for r in rows if float(r["image_iterations"]) <= images]
+        if len(keep) != len(rows):
+            self._write(keep, "w")
+
+    def _write(self, rows, mode):
+        new = mode == "w" or not self.path.exists()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.path, mode, newline="") as f:
+            w = csv.DictWriter(f, fieldnames=self.fields, extrasaction="ignore")
+            if new:
+                w.writeheader()
+            w.writerows(rows)
+
+    def append(self, row: dict):
+        if self.enabled:
+            self._write([row], "a")
+
+
+def fmt(v):
+    return f"{v:.5g}" if isinstance(v, float) else v
+
+
+def main(argv=None):
+    args, ckpt = parse_args(argv)
+    torch.set_num_threads(args.threads)
+    torch.set_num_interop_threads(1)
+    cv2.setNumThreads(1)
+    workdir = Path(args.workdir)
+    ckpt_dir = workdir / "ckpt"
+    say = lambda *a: print(time.strftime("%H:%M:%S"), *a, flush=True)  # noqa: E731
+
+    # ---- data
+    t0 = time.perf_counter()
+    pool = ImagePool.load(args.folders, max_side=args.max_side,
+                          exclude=[args.eval_data] if args.eval_data else [])
+    say(f"{len(pool)} images ({pool.nbytes() / 2**20:.0f} MiB in RAM) from {args.folders} "
+        f"in {time.perf_counter() - t0:.1f} s")
+    box_loss_on = args.box_loss and (Path(args.labels) / "manifest.json").exists()
+    if args.box_loss and not box_loss_on:
+        say(f"no label cache at {args.labels}: dense distillation only until it appears")
+    if box_loss_on:
+        n = pool.attach_labels(str(args.labels), args.min_box_score, args.box_weight == "score")
+        say(f"pseudo-labels for {n}/{len(pool)} images from {args.labels}")
+    if not args.distill and not box_loss_on:
+        raise SystemExit("nothing to train on: enable --distill or provide --labels")
+    aug = AugConfig(mosaic=args.mosaic, scale=args.scale, translate=args.translate,
+                    fliplr=args.fliplr, hsv_h=args.hsv[0], hsv_s=args.hsv[1], hsv_v=args.hsv[2])
+    maker = BatchMaker(pool, args.size, args.seed, aug)
+    teacher = None
+    if args.distill:
+        from effyolo_train.teacher import DenseTeacher
+        teacher = DenseTeacher(str(args.teacher), threads=args.teacher_threads)
+
+    # ---- model
+    class_names = [ln.strip() for ln in Path(args.classes).read_text().splitlines() if ln.strip()]
+    cfg = DetectorConfig.for_variant("l1", class_names=class_names, train_size=(args.size, args.size))
+    torch.manual_seed(args.seed)
+    model = EffYolo(cfg)
+    init_student(model, args.layer_scale)
+    mem = torch.channels_last if args.channels_last else torch.contiguous_format
+    model = model.to(memory_format=mem).train()
+    ema = ModelEMA(model, args.ema_decay, args.ema_tau)
+    opt = torch.optim.AdamW(param_groups(model, args.wd), lr=args.lr, betas=(0.9, 0.999))
+    images, step, wall = 0, 0, 0.0
+    best = {"ap50": -1.0, "image_iterations": 0}
+    if ckpt is not None:
+        if list(ckpt["args"].get("folders", [])) != list(args.folders) or \
+                ckpt.get("pool_fingerprint") != pool.fingerprint():
+            say("WARNING: the image pool differs from the checkpoint's: the data order will differ")
+        if ckpt.get("label_stamp") != pool.label_stamp:
+            say("note: the label cache changed since the checkpoint")
+        model.load_state_dict(ckpt["model"])
+        ema.ema.load_state_dict(ckpt["ema"])
+        ema.updates = ckpt["ema_updates"]
+        opt.load_state_dict(ckpt["optimizer"])
+        images, step, wall = ckpt["image_iterations"], ckpt["step"], ckpt["wall_s"]
+        best = ckpt["best"]
+        torch.set_rng_state(ckpt["rng"]["torch"])
+        np.random.set_state(ckpt["rng"]["numpy"])
+        random.setstate(ckpt["rng"]["python"])
+        say(f"resumed {args.resume} at {images} image-iterations (step {step})")
+    else:
+        random.seed(args.seed)
+        np.random.seed(args.seed)
+    nparams = sum(p.numel() for p in model.parameters())
+    say(f"student: {nparams / 1e6:.2f} M parameters, size {args.size}, batch {args.batch}, "
+        f"bf16 {args.bf16}, channels_last {args.channels_last}, layer-scale init {args.layer_scale}")
+
+    # ---- losses
+    anchors = torch.tensor(DEFAULT_ANCHORS, dtype=torch.float32)
+    cw = torch.ones(cfg.num_classes)
+    cw[0] = args.person_weight
+    cw = None if args.person_weight == 1.0 else cw
+    yolo_loss = YoloLoss(anchors, STRIDES, cfg.num_classes, args.anchor_t, cw)
+    kd_loss = DenseDistillLoss(anchors, STRIDES, args.kd_box_obj, cw)
+    W = LossWeights.yolov5_scaled(args.size, cfg.num_classes, box=args.w_box, obj=args.w_obj,
+                                  cls=args.w_cls, kd_obj=args.w_kd_obj, kd_cls=args.w_kd_cls,
+                                  kd_box=args.w_kd_box)
+
+    # ---- evaluation, logs
+    evaluator = None
+    if args.eval_every and args.eval_data and not args.no_save:
+        from effyolo_train.evaluate import DetectionEval
+        evaluator = DetectionEval(str(args.eval_data), args.eval_size)
+    train_log = CsvLog(workdir / "train_log.csv", LOG_FIELDS, not args.no_save)
+    curve = CsvLog(workdir / "curve.csv", CURVE_FIELDS, not args.no_save)
+    train_log.truncate_after(images)
+    curve.truncate_after(images)
+
+    def checkpoint(path: Path, extra=None):
+        if args.no_save:
+            return
+        atomic_save({
+            "format": CKPT_FORMAT, "version": 1,
+            "model": model.state_dict(), "ema": ema.ema.state_dict(), "ema_updates": ema.updates,
+            "optimizer": opt.state_dict(),
+            "image_iterations": images, "step": step, "wall_s": wall, "best": best,
+            "args": jsonable_args(args), "cfg": cfg.metadata(),
+            "pool_fingerprint": pool.fingerprint(), "pool_size": len(pool),
+            "label_stamp": pool.label_stamp,
+            "rng": {"torch": torch.get_rng_state(), "numpy": np.random.get_state(),
+                    "python": random.getstate()},
+            **(extra or {}),
+        }, path)
+
+    def run_eval():
+        nonlocal best
+        snapshot = EffYolo(cfg)
+        snapshot.load_state_dict(ema.ema.state_dict())
+        res = evaluator(snapshot, workdir / "tmp" / f"ema-{images}.safetensors")
+        curve.append({"image_iterations": images, "ap50_all": f"{res['AP50']:.5f}",
+                      "ap50_person": f"{res['person_AP50']:.5f}"})
+        say(f"eval @ {images}: AP50 {res['AP50']:.4f}  person AP50 {res['person_AP50']:.4f}  "
+            f"AP50-95 {res['AP50-95']:.4f}  ({res['eval_seconds']:.0f} s)")
+        if res["AP50"] > best["ap50"]:
+            best = {"ap50": res["AP50"], "person_ap50": res["person_AP50"], "image_iterations": images}
+            checkpoint(ckpt_dir / "best.pt", {"eval": res})
+            say(f"new best -> {ckpt_dir / 'best.pt'}")
+
+    stop_signal = []
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda s, f: stop_signal.append(s))
+
+    autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.bf16)
+    prefetch = Prefetcher(maker, teacher, images, args.batch)
+    start_images = images
+    last_ckpt = time.time()
+    acc, acc_n, t_log, img_log = {}, 0, time.perf_counter(), images
+    t_wall = time.perf_counter()
+    say(f"training from {images} to {args.total_images} image-iterations")
+    try:
+        while images < args.total_images:
+            if args.stop_after and images - start_images >= args.stop_after:
+                break
+            if stop_signal:
+                say(f"signal {stop_signal[0]}: saving and stopping")
+                break
+            lr = learning_rate(images, args.lr, args.warmup_images, args.total_images, args.final_lr_frac)
+            for g in opt.param_groups:
+                g["lr"] = lr
+            b = prefetch.get()
+            assert b.position == images
+            x = torch.from_numpy(b.images).permute(0, 3, 1, 2).float().div_(255)
+            x = x.contiguous(memory_format=mem)
+            with autocast:
+                raw = model(x)
+            p = level_views(raw, model.head.na)
+            parts = {}
+            loss = p[0].sum() * 0
+            if box_loss_on:
+                lbox, lobj, lcls = yolo_loss(p, torch.from_numpy(b.targets), torch.from_numpy(b.labelled))
+                parts.update(box=lbox, obj=lobj, cls=lcls)
+                loss = loss + W.box * lbox + W.obj * lobj + W.cls * lcls
+            if teacher is not None:
+                kobj, kcls, kbox, agree = kd_loss(p, torch.from_numpy(b.teacher))
+                parts.update(kd_obj=kobj, kd_cls=kcls, kd_box=kbox)
+                loss = loss + W.kd_obj * kobj + W.kd_cls * kcls + W.kd_box * kbox
+                if not math.isnan(agree):
+                    acc["cls_agree"] = acc.get("cls_agree", 0.0) + agree
+                    acc["n_agree"] = acc.get("n_agree", 0) + 1
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            gnorm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), args.clip))
+            if not math.isfinite(float(loss)):
+                raise FloatingPointError(f"non-finite loss at {images} image-iterations")
+            opt.step()
+            ema.update(model)
+            images += args.batch
+            step += 1
+
+            acc["loss"] = acc.get("loss", 0.0) + float(loss)
+            acc["grad_norm"] = acc.get("grad_norm", 0.0) + gnorm
+            acc["targets"] = acc.get("targets", 0) + len(b.targets)
+            acc["labelled"] = acc.get("labelled", 0) + int(b.labelled.sum())
+            for k, v in parts.items():
+                acc[k] = acc.get(k, 0.0) + float(v)
+            acc_n += 1
+            if step % args.log_every == 0:
+                now = time.perf_counter()
+                wall += now - t_wall
+                t_wall = now
+                ips = (images - img_log) / (now - t_log)
+                row = {"image_iterations": images, "step": step, "wall_s": round(wall, 1), "lr": lr,
+                       "img_per_s": round(ips, 2),
+                       "targets_per_img": round(acc["targets"] / (acc_n * args.batch), 2),
+                       "labelled_frac": round(acc["labelled"] / (acc_n * args.batch), 3)}
+                for k in ("loss", "grad_norm", "box", "obj", "cls", "kd_obj", "kd_cls", "kd_box"):
+                    if k in acc:
+                        row[k] = round(acc[k] / acc_n, 5)
+                if acc.get("n_agree"):
+                    row["cls_agree"] = round(acc["cls_agree"] / acc["n_agree"], 4)
+                train_log.append(row)
+                say(" ".join(f"{k}={fmt(v)}" for k, v in row.items()))
+                acc, acc_n, t_log, img_log = {}, 0, now, images
+            if evaluator is not None and images // args.eval_every != (images - args.batch) // args.eval_every:
+                run_eval()
+            if time.time() - last_ckpt >= args.ckpt_minutes * 60:
+                # pick up a new or updated label cache at a checkpoint boundary, so that a run
+                # resumed from this checkpoint sees the same labels
+                stamp = label_stamp(str(args.labels))
+                if args.box_loss and stamp is not None and stamp != pool.label_stamp:
+                    prefetch.close()
+                    n = pool.attach_labels(str(args.labels), args.min_box_score, args.box_weight == "score")
+                    say(f"label cache changed: pseudo-labels for {n}/{len(pool)} images")
+                    box_loss_on = True
+                    prefetch = Prefetcher(maker, teacher, images, args.batch)
+                wall += time.perf_counter() - t_wall
+                t_wall = time.perf_counter()
+                checkpoint(ckpt_dir / "last.pt")
+                last_ckpt = time.time()
+    finally:
+        prefetch.close()
+    wall += time.perf_counter() - t_wall
+    checkpoint(ckpt_dir / "last.pt")
+    say(f"stopped at {images} image-iterations; checkpoint {ckpt_dir / 'last.pt'}")
+
+
+if __name__ == "__main__":
+    main()
