@@ -27,7 +27,10 @@ fn assert_error(args: &[&str], code: i32, needle: &str) {
     let lines: Vec<&str> = stderr.lines().collect();
     assert_eq!(lines.len(), 1, "{args:?}: {stderr}");
     assert!(lines[0].starts_with("error: "), "{args:?}: {stderr}");
-    assert!(lines[0].contains(needle), "{args:?}: '{needle}' not in {stderr}");
+    assert!(
+        lines[0].contains(needle),
+        "{args:?}: '{needle}' not in {stderr}"
+    );
 }
 
 #[test]
@@ -38,8 +41,16 @@ fn missing_or_unknown_command() {
 
 #[test]
 fn unknown_flag() {
-    assert_error(&["detect", "--weights", "w.safetensors", "--bogus", "a.jpg"], 2, "'--bogus'");
-    assert_error(&["detect", "--weights", "w.safetensors", "-q", "a.jpg"], 2, "'-q'");
+    assert_error(
+        &["detect", "--weights", "w.safetensors", "--bogus", "a.jpg"],
+        2,
+        "'--bogus'",
+    );
+    assert_error(
+        &["detect", "--weights", "w.safetensors", "-q", "a.jpg"],
+        2,
+        "'-q'",
+    );
     assert_error(&["info", "w.safetensors", "--conf", "0.5"], 2, "'--conf'");
 }
 
@@ -47,46 +58,98 @@ fn unknown_flag() {
 fn missing_weights_or_images() {
     assert_error(&["detect", "a.jpg"], 2, "--weights");
     assert_error(&["detect", "--weights", "w.safetensors"], 2, "IMAGE");
-    assert_error(&["detect", "a.jpg", "--weights"], 2, "--weights needs a value");
+    assert_error(
+        &["detect", "a.jpg", "--weights"],
+        2,
+        "--weights needs a value",
+    );
     assert_error(&["info"], 2, "weight FILE");
-    assert_error(&["info", "a.safetensors", "b.safetensors"], 2, "unexpected argument");
+    assert_error(
+        &["info", "a.safetensors", "b.safetensors"],
+        2,
+        "unexpected argument",
+    );
 }
 
 #[test]
 fn bad_sizes() {
     for size in ["100", "0", "axb", "320x", "320x100", "-32", ""] {
-        assert_error(&["detect", "--weights", "w", "--size", size, "a.jpg"], 2, "--size");
-        assert_error(&["info", "w", &format!("--size={size}")], 2, "multiples of 32");
+        assert_error(
+            &["detect", "--weights", "w", "--size", size, "a.jpg"],
+            2,
+            "--size",
+        );
+        assert_error(
+            &["info", "w", &format!("--size={size}")],
+            2,
+            "multiples of 32",
+        );
     }
 }
 
 #[test]
 fn bad_thresholds_and_limits() {
-    let detect = |flag: &str, value: &str| ["detect", "--weights", "w", flag, value, "a.jpg"].map(String::from);
-    for (flag, value) in [("--conf", "1.5"), ("--conf", "abc"), ("--iou", "-0.1"), ("--iou", "nan")] {
-        let args = detect(flag, value);
-        assert_error(&args.each_ref().map(String::as_str), 2, "between 0 and 1");
+    for (flag, value, needle) in [
+        ("--conf", "1.5", "between 0 and 1"),
+        ("--conf", "abc", "between 0 and 1"),
+        ("--iou", "-0.1", "between 0 and 1"),
+        ("--iou", "nan", "between 0 and 1"),
+        ("--max-det", "0", "at least 1"),
+        ("--max-det", "many", "at least 1"),
+    ] {
+        assert_error(
+            &["detect", "--weights", "w", flag, value, "a.jpg"],
+            2,
+            needle,
+        );
     }
-    let args = detect("--max-det", "0");
-    assert_error(&args.each_ref().map(String::as_str), 2, "at least 1");
-    assert_error(&["detect", "--weights", "w", "--conf", "0.3", "--conf", "0.4", "a"], 2, "more than once");
+    assert_error(
+        &[
+            "detect",
+            "--weights",
+            "w",
+            "--conf",
+            "0.3",
+            "--conf",
+            "0.4",
+            "a",
+        ],
+        2,
+        "more than once",
+    );
 }
 
 #[test]
 fn missing_image_file() {
     // Reported before the weights are even read.
-    assert_error(&["detect", "--weights", MISSING, "no-such-image.png"], 1, "no-such-image.png");
-    assert_error(&["detect", "--weights", MISSING, NOT_AN_IMAGE, "gone.jpg"], 1, "gone.jpg");
+    assert_error(
+        &["detect", "--weights", MISSING, "no-such-image.png"],
+        1,
+        "no-such-image.png",
+    );
+    assert_error(
+        &["detect", "--weights", MISSING, NOT_AN_IMAGE, "gone.jpg"],
+        1,
+        "gone.jpg",
+    );
     assert_error(&["detect", "--weights", MISSING, "."], 1, "not a file");
 }
 
 #[test]
 fn unreadable_weights() {
-    assert_error(&["detect", "--weights", MISSING, NOT_AN_IMAGE], 1, "missing.safetensors");
+    assert_error(
+        &["detect", "--weights", MISSING, NOT_AN_IMAGE],
+        1,
+        "missing.safetensors",
+    );
     assert_error(&["info", MISSING], 1, "missing.safetensors");
     // Exists but is no weight file: whatever the loader says, on one line.
     assert_error(&["info", NOT_AN_IMAGE], 1, "Cargo.toml");
-    assert_error(&["detect", "--weights", NOT_AN_IMAGE, NOT_AN_IMAGE], 1, "Cargo.toml");
+    assert_error(
+        &["detect", "--weights", NOT_AN_IMAGE, NOT_AN_IMAGE],
+        1,
+        "Cargo.toml",
+    );
 }
 
 #[test]

@@ -30,12 +30,17 @@ def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return (inter / np.maximum(union, 1e-9)).astype(np.float32)
 
 
-def nms(boxes: np.ndarray, scores: np.ndarray, iou_thres: float) -> np.ndarray:
-    """Greedy non-maximum suppression; returns kept indices, highest score first."""
+def nms(boxes: np.ndarray, scores: np.ndarray, iou_thres: float,
+        max_keep: int | None = None) -> np.ndarray:
+    """Greedy non-maximum suppression; returns kept indices, highest score first.
+
+    Boxes are kept in score order, so stopping after ``max_keep`` boxes gives exactly the
+    first ``max_keep`` of the full result.
+    """
     order = np.argsort(-scores, kind="stable")
     keep = []
     areas = box_area(boxes)
-    while order.size:
+    while order.size and (max_keep is None or len(keep) < max_keep):
         i = order[0]
         keep.append(i)
         if order.size == 1:
@@ -50,10 +55,10 @@ def nms(boxes: np.ndarray, scores: np.ndarray, iou_thres: float) -> np.ndarray:
 
 
 def batched_nms(boxes: np.ndarray, scores: np.ndarray, classes: np.ndarray,
-                iou_thres: float) -> np.ndarray:
+                iou_thres: float, max_keep: int | None = None) -> np.ndarray:
     """Class-aware NMS (boxes of different classes never suppress each other)."""
     if len(boxes) == 0:
         return np.zeros(0, dtype=np.int64)
     # Offset each class into its own disjoint coordinate range (the usual trick).
     offset = classes.astype(np.float32)[:, None] * (float(boxes.max()) + 1.0)
-    return nms(boxes + offset, scores, iou_thres)
+    return nms(boxes + offset, scores, iou_thres, max_keep)

@@ -99,7 +99,7 @@ def select_candidates(boxes_xyxy: np.ndarray, obj: np.ndarray, cls_prob: np.ndar
     if len(scores) > max_nms:
         top = np.argsort(-scores)[:max_nms]
         boxes, scores, classes = boxes[top], scores[top], classes[top]
-    k = batched_nms(boxes, scores, classes, iou_thres)[:max_det]
+    k = batched_nms(boxes, scores, classes, iou_thres, max_keep=max_det)
     return Detections(boxes[k].astype(np.float32), scores[k].astype(np.float32),
                       classes[k].astype(np.int64))
 

@@ -66,8 +66,10 @@ fn exit_status(result: Result<(), Failure>) -> ExitCode {
 
 /// Prints `error: <message>` on one line, whatever the message contains.
 fn report(message: &str) {
-    let line: String =
-        message.chars().map(|c| if c == '\n' || c == '\r' { ' ' } else { c }).collect();
+    let line: String = message
+        .chars()
+        .map(|c| if c == '\n' || c == '\r' { ' ' } else { c })
+        .collect();
     eprintln!("error: {}", line.trim_end());
 }
 
@@ -82,7 +84,8 @@ fn load_detector(path: &Path) -> Result<Detector, Failure> {
 }
 
 fn write_line(out: &mut impl Write, value: &impl Serialize) -> Result<(), Failure> {
-    let json = serde_json::to_string(value).map_err(|e| fatal(format!("cannot encode JSON: {e}")))?;
+    let json =
+        serde_json::to_string(value).map_err(|e| fatal(format!("cannot encode JSON: {e}")))?;
     writeln!(out, "{json}")
         .and_then(|()| out.flush())
         .map_err(|e| fatal(format!("cannot write to standard output: {e}")))
@@ -114,9 +117,15 @@ fn run_detect(args: &DetectArgs) -> Result<(), Failure> {
     let out_paths = match &args.out {
         Some(dir) => {
             fs::create_dir_all(dir).map_err(|e| {
-                fatal(format!("cannot create output directory '{}': {e}", dir.display()))
+                fatal(format!(
+                    "cannot create output directory '{}': {e}",
+                    dir.display()
+                ))
             })?;
-            output_paths(dir, &args.images).into_iter().map(Some).collect()
+            output_paths(dir, &args.images)
+                .into_iter()
+                .map(Some)
+                .collect()
         }
         None => vec![None; args.images.len()],
     };
@@ -170,8 +179,14 @@ fn run_detect(args: &DetectArgs) -> Result<(), Failure> {
 fn check_readable(path: &Path) -> Result<(), Failure> {
     match fs::metadata(path) {
         Ok(meta) if meta.is_file() => Ok(()),
-        Ok(_) => Err(fatal(format!("cannot read image '{}': not a file", path.display()))),
-        Err(e) => Err(fatal(format!("cannot read image '{}': {e}", path.display()))),
+        Ok(_) => Err(fatal(format!(
+            "cannot read image '{}': not a file",
+            path.display()
+        ))),
+        Err(e) => Err(fatal(format!(
+            "cannot read image '{}': {e}",
+            path.display()
+        ))),
     }
 }
 
@@ -182,7 +197,8 @@ fn detect_image(
     size: (usize, usize),
     options: &DetectOptions,
 ) -> Result<(RgbImage, Vec<Detection>), String> {
-    let decode_error = |e: &dyn std::fmt::Display| format!("cannot decode image '{}': {e}", path.display());
+    let decode_error =
+        |e: &dyn std::fmt::Display| format!("cannot decode image '{}': {e}", path.display());
     let img = ImageReader::open(path)
         .map_err(|e| decode_error(&e))?
         .with_guessed_format()
@@ -216,7 +232,9 @@ fn output_paths(dir: &Path, images: &[PathBuf]) -> Vec<PathBuf> {
     images
         .iter()
         .map(|image| {
-            let stem = image.file_stem().map_or(Cow::Borrowed("image"), |s| s.to_string_lossy());
+            let stem = image
+                .file_stem()
+                .map_or(Cow::Borrowed("image"), |s| s.to_string_lossy());
             let mut name = format!("{stem}.png");
             let mut n = 2;
             while !used.insert(name.clone()) {
@@ -295,11 +313,24 @@ mod tests {
 
     #[test]
     fn output_names_are_unique() {
-        let images: Vec<PathBuf> =
-            ["a/cat.jpg", "b/cat.png", "cat-2", "dog.jpeg", "/"].iter().map(PathBuf::from).collect();
+        let images: Vec<PathBuf> = ["a/cat.jpg", "b/cat.png", "cat-2", "dog.jpeg", "/"]
+            .iter()
+            .map(PathBuf::from)
+            .collect();
         let names: Vec<PathBuf> = output_paths(Path::new("out"), &images);
-        let want = ["cat.png", "cat-2.png", "cat-2-2.png", "dog.png", "image.png"];
-        assert_eq!(names, want.iter().map(|n| Path::new("out").join(n)).collect::<Vec<_>>());
+        let want = [
+            "cat.png",
+            "cat-2.png",
+            "cat-2-2.png",
+            "dog.png",
+            "image.png",
+        ];
+        assert_eq!(
+            names,
+            want.iter()
+                .map(|n| Path::new("out").join(n))
+                .collect::<Vec<_>>()
+        );
     }
 
     #[test]
@@ -313,8 +344,22 @@ mod tests {
 
     #[test]
     fn detections_serialise_with_their_label() {
-        let detection = Detection { x1: 1.0, y1: 2.5, x2: 3.0, y2: 4.0, score: 0.25, class_id: 2 };
-        let json = serde_json::to_string(&LabelledDetection { detection: &detection, label: "car".into() }).unwrap();
-        assert_eq!(json, r#"{"x1":1.0,"y1":2.5,"x2":3.0,"y2":4.0,"score":0.25,"class_id":2,"label":"car"}"#);
+        let detection = Detection {
+            x1: 1.0,
+            y1: 2.5,
+            x2: 3.0,
+            y2: 4.0,
+            score: 0.25,
+            class_id: 2,
+        };
+        let json = serde_json::to_string(&LabelledDetection {
+            detection: &detection,
+            label: "car".into(),
+        })
+        .unwrap();
+        assert_eq!(
+            json,
+            r#"{"x1":1.0,"y1":2.5,"x2":3.0,"y2":4.0,"score":0.25,"class_id":2,"label":"car"}"#
+        );
     }
 }

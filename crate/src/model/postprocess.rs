@@ -39,7 +39,11 @@ pub struct DetectOptions {
 impl Default for DetectOptions {
     /// YOLOv5's `detect.py` defaults: conf 0.25, IoU 0.45, 300 detections.
     fn default() -> Self {
-        DetectOptions { conf_threshold: 0.25, iou_threshold: 0.45, max_detections: 300 }
+        DetectOptions {
+            conf_threshold: 0.25,
+            iou_threshold: 0.45,
+            max_detections: 300,
+        }
     }
 }
 
@@ -60,7 +64,9 @@ impl DetectOptions {
             )));
         }
         if self.max_detections == 0 {
-            return Err(Error::InvalidInput("max detections must be at least 1".into()));
+            return Err(Error::InvalidInput(
+                "max detections must be at least 1".into(),
+            ));
         }
         Ok(())
     }
@@ -111,8 +117,13 @@ pub fn decode_and_nms(
             letterbox.scale
         )));
     }
-    let mut candidates =
-        decode(head_outputs, anchors, strides, num_classes, options.conf_threshold)?;
+    let mut candidates = decode(
+        head_outputs,
+        anchors,
+        strides,
+        num_classes,
+        options.conf_threshold,
+    )?;
     // Stable, so equal scores keep the flattened (level, anchor, y, x) order.
     candidates.sort_by(|a, b| b.score.total_cmp(&a.score));
     candidates.truncate(MAX_NMS_CANDIDATES);
@@ -136,7 +147,10 @@ pub fn decode(
     num_classes: usize,
     conf_threshold: f32,
 ) -> Result<Vec<Detection>> {
-    if head_outputs.is_empty() || anchors.len() != head_outputs.len() || strides.len() != head_outputs.len() {
+    if head_outputs.is_empty()
+        || anchors.len() != head_outputs.len()
+        || strides.len() != head_outputs.len()
+    {
         return Err(Error::Shape(format!(
             "detect head has {} outputs but {} anchor sets and {} strides: one of each per level",
             head_outputs.len(),
@@ -145,10 +159,14 @@ pub fn decode(
         )));
     }
     if num_classes == 0 {
-        return Err(Error::InvalidInput("the model must have at least one class".into()));
+        return Err(Error::InvalidInput(
+            "the model must have at least one class".into(),
+        ));
     }
     if let Some(s) = strides.iter().find(|s| !(s.is_finite() && **s > 0.0)) {
-        return Err(Error::InvalidInput(format!("head stride {s} must be positive")));
+        return Err(Error::InvalidInput(format!(
+            "head stride {s} must be positive"
+        )));
     }
     let outputs = num_classes + 5;
     let mut candidates = Vec::new();
@@ -166,7 +184,8 @@ pub fn decode(
         for (a, anchor_data) in head.data().chunks_exact(outputs * plane).enumerate() {
             let [anchor_w, anchor_h] = anchors[level][a];
             let channel = |k: usize| &anchor_data[k * plane..(k + 1) * plane];
-            let (tx, ty, tw, th, tobj) = (channel(0), channel(1), channel(2), channel(3), channel(4));
+            let (tx, ty, tw, th, tobj) =
+                (channel(0), channel(1), channel(2), channel(3), channel(4));
             for (p, &obj_logit) in tobj.iter().enumerate() {
                 let obj = sigmoid(obj_logit);
                 if !(obj > conf_threshold) {
@@ -268,7 +287,15 @@ mod tests {
 
     /// Sets the logits of one anchor of one cell: box `[tx, ty, tw, th]`, objectness, and
     /// class logits (any class not listed stays `OFF`).
-    fn set_cell(head: &mut Tensor, anchor: usize, y: usize, x: usize, bbox: [f32; 4], obj: f32, classes: &[(usize, f32)]) {
+    fn set_cell(
+        head: &mut Tensor,
+        anchor: usize,
+        y: usize,
+        x: usize,
+        bbox: [f32; 4],
+        obj: f32,
+        classes: &[(usize, f32)],
+    ) {
         let (c, ny, nx) = head.chw("test").unwrap();
         let outputs = c / ANCHORS_PER_LEVEL;
         let data = head.data_mut();
@@ -283,19 +310,33 @@ mod tests {
     }
 
     fn identity_letterbox(w: usize, h: usize) -> Letterbox {
-        Letterbox { scale: 1.0, pad_x: 0, pad_y: 0, new_w: w, new_h: h, src_w: w, src_h: h }
+        Letterbox {
+            scale: 1.0,
+            pad_x: 0,
+            pad_y: 0,
+            new_w: w,
+            new_h: h,
+            src_w: w,
+            src_h: h,
+        }
     }
 
     fn boxed(x1: f32, y1: f32, x2: f32, y2: f32, score: f32, class_id: usize) -> Detection {
-        Detection { x1, y1, x2, y2, score, class_id }
+        Detection {
+            x1,
+            y1,
+            x2,
+            y2,
+            score,
+            class_id,
+        }
     }
 
-    const ANCHORS: [[[f32; 2]; 3]; 3] =
-        [[[10.0, 13.0], [16.0, 30.0], [33.0, 23.0]], [[30.0, 61.0], [62.0, 45.0], [59.0, 119.0]], [
-            [116.0, 90.0],
-            [156.0, 198.0],
-            [373.0, 326.0],
-        ]];
+    const ANCHORS: [[[f32; 2]; 3]; 3] = [
+        [[10.0, 13.0], [16.0, 30.0], [33.0, 23.0]],
+        [[30.0, 61.0], [62.0, 45.0], [59.0, 119.0]],
+        [[116.0, 90.0], [156.0, 198.0], [373.0, 326.0]],
+    ];
     const STRIDES: [f32; 3] = [8.0, 16.0, 32.0];
 
     #[test]
@@ -305,32 +346,69 @@ mod tests {
         set_cell(&mut heads[0], 0, 2, 1, [0.0; 4], 5.0, &[(2, 5.0), (3, 1.0)]);
         set_cell(&mut heads[2], 1, 1, 0, [0.0; 4], 4.0, &[(0, 3.0)]);
         let opts = DetectOptions::default();
-        let dets = decode_and_nms(&heads, &ANCHORS, &STRIDES, 4, &opts, &identity_letterbox(64, 64)).unwrap();
+        let dets = decode_and_nms(
+            &heads,
+            &ANCHORS,
+            &STRIDES,
+            4,
+            &opts,
+            &identity_letterbox(64, 64),
+        )
+        .unwrap();
         let s5 = sigmoid(5.0);
         assert_eq!(dets[0], boxed(7.0, 13.5, 17.0, 26.5, s5 * s5, 2));
         // 156x198 centred on (16, 48): clipped to the 64x64 image.
-        assert_eq!(dets[1], boxed(0.0, 0.0, 64.0, 64.0, sigmoid(4.0) * sigmoid(3.0), 0));
+        assert_eq!(
+            dets[1],
+            boxed(0.0, 0.0, 64.0, 64.0, sigmoid(4.0) * sigmoid(3.0), 0)
+        );
         assert_eq!(dets.len(), 2);
     }
 
     #[test]
     fn box_offsets_and_sizes_follow_yolov5() {
         let mut heads = quiet_heads(1, &[(4, 4)]);
-        set_cell(&mut heads[0], 2, 3, 2, [2.0, -1.0, 1.5, -0.5], 6.0, &[(0, 6.0)]);
+        set_cell(
+            &mut heads[0],
+            2,
+            3,
+            2,
+            [2.0, -1.0, 1.5, -0.5],
+            6.0,
+            &[(0, 6.0)],
+        );
         let dets = decode(&heads, &ANCHORS[..1], &STRIDES[..1], 1, 0.25).unwrap();
         let cx = (sigmoid(2.0) * 2.0 + 1.5) * 8.0;
         let cy = (sigmoid(-1.0) * 2.0 + 2.5) * 8.0;
         let (gw, gh) = (sigmoid(1.5) * 2.0, sigmoid(-0.5) * 2.0);
         let (w, h) = (gw * gw * 33.0, gh * gh * 23.0);
         let score = sigmoid(6.0) * sigmoid(6.0);
-        assert_eq!(dets, vec![boxed(cx - w / 2.0, cy - h / 2.0, cx + w / 2.0, cy + h / 2.0, score, 0)]);
+        assert_eq!(
+            dets,
+            vec![boxed(
+                cx - w / 2.0,
+                cy - h / 2.0,
+                cx + w / 2.0,
+                cy + h / 2.0,
+                score,
+                0
+            )]
+        );
     }
 
     #[test]
     fn thresholds_apply_to_objectness_and_to_the_class_score() {
         let mut heads = quiet_heads(2, &[(2, 2)]);
         // Confident object, unsure class: 0.9 * 0.2 < 0.25.
-        set_cell(&mut heads[0], 0, 0, 0, [0.0; 4], 2.2, &[(0, -1.4), (1, -1.5)]);
+        set_cell(
+            &mut heads[0],
+            0,
+            0,
+            0,
+            [0.0; 4],
+            2.2,
+            &[(0, -1.4), (1, -1.5)],
+        );
         // Objectness below the threshold, however certain the class.
         set_cell(&mut heads[0], 1, 0, 1, [0.0; 4], -1.2, &[(1, 9.0)]);
         let dets = decode(&heads, &ANCHORS[..1], &STRIDES[..1], 2, 0.25).unwrap();
@@ -345,8 +423,15 @@ mod tests {
     #[test]
     fn nothing_confident_gives_no_detections() {
         let heads = quiet_heads(80, &[(40, 40), (20, 20), (10, 10)]);
-        let dets =
-            decode_and_nms(&heads, &ANCHORS, &STRIDES, 80, &DetectOptions::default(), &identity_letterbox(320, 320)).unwrap();
+        let dets = decode_and_nms(
+            &heads,
+            &ANCHORS,
+            &STRIDES,
+            80,
+            &DetectOptions::default(),
+            &identity_letterbox(320, 320),
+        )
+        .unwrap();
         assert!(dets.is_empty());
     }
 
@@ -357,16 +442,43 @@ mod tests {
         let anchors = [[[20.0, 20.0], [20.0, 20.0], [20.0, 20.0]]];
         let mut heads = quiet_heads(3, &[(4, 4)]);
         set_cell(&mut heads[0], 0, 1, 1, [0.0; 4], 4.0, &[(1, 4.0)]);
-        set_cell(&mut heads[0], 1, 1, 1, [0.1, 0.0, 0.0, 0.0], 3.0, &[(1, 4.0)]);
-        set_cell(&mut heads[0], 2, 1, 1, [0.0, 0.1, 0.0, 0.0], 2.0, &[(2, 4.0)]);
+        set_cell(
+            &mut heads[0],
+            1,
+            1,
+            1,
+            [0.1, 0.0, 0.0, 0.0],
+            3.0,
+            &[(1, 4.0)],
+        );
+        set_cell(
+            &mut heads[0],
+            2,
+            1,
+            1,
+            [0.0, 0.1, 0.0, 0.0],
+            2.0,
+            &[(2, 4.0)],
+        );
         let lb = identity_letterbox(32, 32);
-        let dets = decode_and_nms(&heads, &anchors, &STRIDES[..1], 3, &DetectOptions::default(), &lb).unwrap();
+        let dets = decode_and_nms(
+            &heads,
+            &anchors,
+            &STRIDES[..1],
+            3,
+            &DetectOptions::default(),
+            &lb,
+        )
+        .unwrap();
         let classes: Vec<usize> = dets.iter().map(|d| d.class_id).collect();
         assert_eq!(classes, [1, 2]);
         assert!(dets[0].score > dets[1].score);
 
         // With IoU threshold 1 nothing is suppressed.
-        let opts = DetectOptions { iou_threshold: 1.0, ..DetectOptions::default() };
+        let opts = DetectOptions {
+            iou_threshold: 1.0,
+            ..DetectOptions::default()
+        };
         let dets = decode_and_nms(&heads, &anchors, &STRIDES[..1], 3, &opts, &lb).unwrap();
         assert_eq!(dets.len(), 3);
     }
@@ -378,8 +490,14 @@ mod tests {
         let b = boxed(5.0, 0.0, 15.0, 10.0, 0.8, 0);
         let iou = a.iou(a.area(), &b);
         assert_eq!(iou, 50.0 / 150.0);
-        assert_eq!(non_max_suppression(&[a.clone(), b.clone()], iou, 10).len(), 2);
-        assert_eq!(non_max_suppression(&[a.clone(), b.clone()], 0.3, 10), vec![a.clone()]);
+        assert_eq!(
+            non_max_suppression(&[a.clone(), b.clone()], iou, 10).len(),
+            2
+        );
+        assert_eq!(
+            non_max_suppression(&[a.clone(), b.clone()], 0.3, 10),
+            vec![a.clone()]
+        );
         // Disjoint boxes survive even at threshold 0; a degenerate box (0/0) is kept.
         let far = boxed(20.0, 20.0, 30.0, 30.0, 0.7, 0);
         let point = boxed(40.0, 40.0, 40.0, 40.0, 0.6, 0);
@@ -391,10 +509,29 @@ mod tests {
     fn max_detections_keeps_the_best() {
         let mut heads = quiet_heads(1, &[(8, 8)]);
         for i in 0..6 {
-            set_cell(&mut heads[0], 0, i, i, [0.0; 4], 1.0 + i as f32, &[(0, 8.0)]);
+            set_cell(
+                &mut heads[0],
+                0,
+                i,
+                i,
+                [0.0; 4],
+                1.0 + i as f32,
+                &[(0, 8.0)],
+            );
         }
-        let opts = DetectOptions { max_detections: 2, ..DetectOptions::default() };
-        let dets = decode_and_nms(&heads, &ANCHORS[..1], &STRIDES[..1], 1, &opts, &identity_letterbox(64, 64)).unwrap();
+        let opts = DetectOptions {
+            max_detections: 2,
+            ..DetectOptions::default()
+        };
+        let dets = decode_and_nms(
+            &heads,
+            &ANCHORS[..1],
+            &STRIDES[..1],
+            1,
+            &opts,
+            &identity_letterbox(64, 64),
+        )
+        .unwrap();
         assert_eq!(dets.len(), 2);
         assert_eq!((dets[0].x1, dets[1].x1), (5.5 * 8.0 - 5.0, 4.5 * 8.0 - 5.0));
     }
@@ -406,8 +543,15 @@ mod tests {
         set_cell(&mut heads[1], 0, 1, 1, [0.0; 4], 3.0, &[(0, 3.0)]);
         set_cell(&mut heads[0], 2, 3, 3, [0.0; 4], 3.0, &[(0, 3.0)]);
         set_cell(&mut heads[0], 0, 3, 3, [0.0; 4], 3.0, &[(0, 3.0)]);
-        let dets = decode_and_nms(&heads, &ANCHORS[..2], &STRIDES[..2], 1, &DetectOptions::default(), &identity_letterbox(99, 99))
-            .unwrap();
+        let dets = decode_and_nms(
+            &heads,
+            &ANCHORS[..2],
+            &STRIDES[..2],
+            1,
+            &DetectOptions::default(),
+            &identity_letterbox(99, 99),
+        )
+        .unwrap();
         let widths: Vec<f32> = dets.iter().map(|d| d.x2 - d.x1).collect();
         assert_eq!(widths, [10.0, 33.0, 30.0]);
     }
@@ -433,7 +577,10 @@ mod tests {
         // Parts in the padding or past the image are clipped.
         let mut dets = vec![boxed(-10.0, 10.0, 330.0, 300.0, 0.5, 0)];
         scale_boxes(&mut dets, &lb);
-        assert_eq!([dets[0].x1, dets[0].y1, dets[0].x2, dets[0].y2], [0.0, 0.0, 640.0, 480.0]);
+        assert_eq!(
+            [dets[0].x1, dets[0].y1, dets[0].x2, dets[0].y2],
+            [0.0, 0.0, 640.0, 480.0]
+        );
     }
 
     #[test]
@@ -445,25 +592,57 @@ mod tests {
         assert!(matches!(wrong, Err(Error::Shape(m)) if m.contains("21 channels")));
         let missing_level = decode_and_nms(&heads, &ANCHORS[..2], &STRIDES[..1], 2, &opts, &lb);
         assert!(matches!(missing_level, Err(Error::Shape(_))));
-        assert!(matches!(decode_and_nms(&[], &[], &[], 2, &opts, &lb), Err(Error::Shape(_))));
+        assert!(matches!(
+            decode_and_nms(&[], &[], &[], 2, &opts, &lb),
+            Err(Error::Shape(_))
+        ));
         let flat = [Tensor::zeros(&[21, 16])];
-        assert!(matches!(decode_and_nms(&flat, &ANCHORS[..1], &STRIDES[..1], 2, &opts, &lb), Err(Error::Shape(_))));
-        let no_classes = decode_and_nms(&quiet_heads(0, &[(4, 4)]), &ANCHORS[..1], &STRIDES[..1], 0, &opts, &lb);
+        assert!(matches!(
+            decode_and_nms(&flat, &ANCHORS[..1], &STRIDES[..1], 2, &opts, &lb),
+            Err(Error::Shape(_))
+        ));
+        let no_classes = decode_and_nms(
+            &quiet_heads(0, &[(4, 4)]),
+            &ANCHORS[..1],
+            &STRIDES[..1],
+            0,
+            &opts,
+            &lb,
+        );
         assert!(matches!(no_classes, Err(Error::InvalidInput(_))));
     }
 
     #[test]
     fn options_are_validated() {
         assert!(DetectOptions::default().validate().is_ok());
-        let edge = DetectOptions { conf_threshold: 0.0, iou_threshold: 1.0, max_detections: 1 };
+        let edge = DetectOptions {
+            conf_threshold: 0.0,
+            iou_threshold: 1.0,
+            max_detections: 1,
+        };
         assert!(edge.validate().is_ok());
         let base = DetectOptions::default();
         for bad in [
-            DetectOptions { conf_threshold: 1.5, ..base },
-            DetectOptions { conf_threshold: f32::NAN, ..base },
-            DetectOptions { iou_threshold: -0.1, ..base },
-            DetectOptions { iou_threshold: f32::INFINITY, ..base },
-            DetectOptions { max_detections: 0, ..base },
+            DetectOptions {
+                conf_threshold: 1.5,
+                ..base
+            },
+            DetectOptions {
+                conf_threshold: f32::NAN,
+                ..base
+            },
+            DetectOptions {
+                iou_threshold: -0.1,
+                ..base
+            },
+            DetectOptions {
+                iou_threshold: f32::INFINITY,
+                ..base
+            },
+            DetectOptions {
+                max_detections: 0,
+                ..base
+            },
         ] {
             let err = bad.validate().unwrap_err();
             assert!(matches!(err, Error::InvalidInput(_)), "{err}");

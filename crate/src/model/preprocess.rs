@@ -191,8 +191,16 @@ fn axis_taps(src: usize, dst: usize) -> Vec<Tap> {
             // `s` is non-negative and finite, so the cast is a plain floor. At the last
             // sample both taps coincide; its weight is zeroed as in the reference.
             let floor = s.floor() as usize;
-            let (i0, frac) = if floor >= last { (last, 0.0) } else { (floor, s - floor as f32) };
-            Tap { i0, i1: (i0 + 1).min(last), frac }
+            let (i0, frac) = if floor >= last {
+                (last, 0.0)
+            } else {
+                (floor, s - floor as f32)
+            };
+            Tap {
+                i0,
+                i1: (i0 + 1).min(last),
+                frac,
+            }
         })
         .collect()
 }
@@ -205,7 +213,11 @@ mod tests {
     const IDENTITY_STD: [f32; 3] = [1.0; 3];
 
     fn solid(width: usize, height: usize, rgb: [u8; 3]) -> Vec<u8> {
-        rgb.iter().copied().cycle().take(3 * width * height).collect()
+        rgb.iter()
+            .copied()
+            .cycle()
+            .take(3 * width * height)
+            .collect()
     }
 
     fn at(t: &Tensor, c: usize, y: usize, x: usize) -> f32 {
@@ -216,7 +228,10 @@ mod tests {
     #[test]
     fn geometry_matches_the_definition() {
         let lb = Letterbox::fit(640, 480, (320, 320)).unwrap();
-        assert_eq!((lb.scale, lb.new_w, lb.new_h, lb.pad_x, lb.pad_y), (0.5, 320, 240, 0, 40));
+        assert_eq!(
+            (lb.scale, lb.new_w, lb.new_h, lb.pad_x, lb.pad_y),
+            (0.5, 320, 240, 0, 40)
+        );
 
         // r = 0.32: 33 * 0.32 + 0.5 = 11.06 -> 11 rows, odd padding row goes to the bottom.
         let lb = Letterbox::fit(100, 33, (32, 32)).unwrap();
@@ -224,7 +239,10 @@ mod tests {
 
         // Non-square input: the tighter side decides.
         let lb = Letterbox::fit(100, 100, (64, 128)).unwrap();
-        assert_eq!((lb.scale, lb.new_w, lb.new_h, lb.pad_x, lb.pad_y), (0.64, 64, 64, 32, 0));
+        assert_eq!(
+            (lb.scale, lb.new_w, lb.new_h, lb.pad_x, lb.pad_y),
+            (0.64, 64, 64, 32, 0)
+        );
 
         // A sliver never collapses to zero pixels.
         let lb = Letterbox::fit(1, 1000, (32, 32)).unwrap();
@@ -266,7 +284,9 @@ mod tests {
     fn halving_averages_pixel_pairs() {
         // 64x64 -> 32x32: every output sample sits exactly between two source samples.
         let (w, h) = (64, 64);
-        let rgb: Vec<u8> = (0..w * h).flat_map(|i| [(i % w) as u8 * 2, (i / w) as u8, 0]).collect();
+        let rgb: Vec<u8> = (0..w * h)
+            .flat_map(|i| [(i % w) as u8 * 2, (i / w) as u8, 0])
+            .collect();
         let (t, _) = letterbox(&rgb, w, h, (32, 32), IDENTITY_MEAN, IDENTITY_STD).unwrap();
         for i in 0..32 {
             // Columns 2i and 2i+1 hold 4i and 4i+2.
@@ -298,9 +318,21 @@ mod tests {
             assert_eq!(tap, Tap { i0, i1, frac });
         }
         // 3 -> 2: scale 1.5, the second sample (1.75) falls between 1 and the last.
-        assert_eq!(axis_taps(3, 2)[1], Tap { i0: 1, i1: 2, frac: 0.75 });
+        assert_eq!(
+            axis_taps(3, 2)[1],
+            Tap {
+                i0: 1,
+                i1: 2,
+                frac: 0.75
+            }
+        );
         // Upsampling a single sample: everything clamps to it.
-        assert!(axis_taps(1, 4).iter().all(|t| *t == Tap { i0: 0, i1: 0, frac: 0.0 }));
+        assert!(axis_taps(1, 4).iter().all(|t| *t
+            == Tap {
+                i0: 0,
+                i1: 0,
+                frac: 0.0
+            }));
     }
 
     #[test]
@@ -322,13 +354,31 @@ mod tests {
     fn rejects_bad_inputs() {
         let rgb = solid(32, 32, [0, 0, 0]);
         let run = |rgb: &[u8], w, h, size| letterbox(rgb, w, h, size, IDENTITY_MEAN, IDENTITY_STD);
-        for size in [(100, 100), (0, 32), (32, 0), (320, 330), (MAX_INPUT_SIDE + 32, 32)] {
+        for size in [
+            (100, 100),
+            (0, 32),
+            (32, 0),
+            (320, 330),
+            (MAX_INPUT_SIDE + 32, 32),
+        ] {
             let err = run(&rgb, 32, 32, size).unwrap_err();
-            assert!(matches!(&err, Error::InvalidInput(m) if m.contains("multiples of 32")), "{err}");
+            assert!(
+                matches!(&err, Error::InvalidInput(m) if m.contains("multiples of 32")),
+                "{err}"
+            );
         }
-        assert!(matches!(run(&rgb, 0, 32, (32, 32)), Err(Error::InvalidInput(_))));
-        assert!(matches!(run(&rgb, 32, 31, (32, 32)), Err(Error::InvalidInput(_))));
-        assert!(matches!(run(&rgb[1..], 32, 32, (32, 32)), Err(Error::InvalidInput(_))));
+        assert!(matches!(
+            run(&rgb, 0, 32, (32, 32)),
+            Err(Error::InvalidInput(_))
+        ));
+        assert!(matches!(
+            run(&rgb, 32, 31, (32, 32)),
+            Err(Error::InvalidInput(_))
+        ));
+        assert!(matches!(
+            run(&rgb[1..], 32, 32, (32, 32)),
+            Err(Error::InvalidInput(_))
+        ));
         let huge = run(&rgb, usize::MAX / 2, 3, (32, 32)).unwrap_err();
         assert!(huge.to_string().contains("at most"), "{huge}");
         for err in [huge, run(&rgb, 0, 0, (32, 32)).unwrap_err()] {

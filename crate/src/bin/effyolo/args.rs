@@ -137,7 +137,10 @@ impl<I: Iterator<Item = OsString>> Iterator for Tokens<I> {
             None => (&flag[..], None),
         };
         let Some(&known) = self.options.iter().find(|o| **o == name) else {
-            return Some(Err(usage(self.synopsis, format!("unknown option '{name}'"))));
+            return Some(Err(usage(
+                self.synopsis,
+                format!("unknown option '{name}'"),
+            )));
         };
         let value = match inline.or_else(|| self.args.next()) {
             Some(value) => value,
@@ -173,7 +176,14 @@ fn parse_detect<I: Iterator<Item = OsString>>(args: I) -> Result<Command, UsageE
     let s = DETECT_SYNOPSIS;
     let tokens = Tokens {
         args,
-        options: &["--weights", "--size", "--conf", "--iou", "--max-det", "--out"],
+        options: &[
+            "--weights",
+            "--size",
+            "--conf",
+            "--iou",
+            "--max-det",
+            "--out",
+        ],
         synopsis: s,
         only_positionals: false,
     };
@@ -207,12 +217,23 @@ fn parse_detect<I: Iterator<Item = OsString>>(args: I) -> Result<Command, UsageE
         max_detections: max_det.unwrap_or(defaults.max_detections),
     };
     options.validate().map_err(|e| usage(s, e.to_string()))?;
-    Ok(Command::Detect(DetectArgs { weights, size, options, images, out }))
+    Ok(Command::Detect(DetectArgs {
+        weights,
+        size,
+        options,
+        images,
+        out,
+    }))
 }
 
 fn parse_info<I: Iterator<Item = OsString>>(args: I) -> Result<Command, UsageError> {
     let s = INFO_SYNOPSIS;
-    let tokens = Tokens { args, options: &["--size"], synopsis: s, only_positionals: false };
+    let tokens = Tokens {
+        args,
+        options: &["--size"],
+        synopsis: s,
+        only_positionals: false,
+    };
     let (mut weights, mut size) = (None, None);
     for token in tokens {
         match token? {
@@ -221,7 +242,10 @@ fn parse_info<I: Iterator<Item = OsString>>(args: I) -> Result<Command, UsageErr
                 if weights.replace(PathBuf::from(&path)).is_some() {
                     return Err(usage(
                         s,
-                        format!("unexpected argument '{}': info takes one weight file", path.to_string_lossy()),
+                        format!(
+                            "unexpected argument '{}': info takes one weight file",
+                            path.to_string_lossy()
+                        ),
                     ));
                 }
             }
@@ -259,7 +283,10 @@ fn parse_unit(name: &str, value: &OsStr, synopsis: &'static str) -> Result<f32, 
     let text = value.to_string_lossy();
     match text.trim().parse::<f32>() {
         Ok(v) if (0.0..=1.0).contains(&v) => Ok(v),
-        _ => Err(usage(synopsis, format!("{name} expects a number between 0 and 1, got '{text}'"))),
+        _ => Err(usage(
+            synopsis,
+            format!("{name} expects a number between 0 and 1, got '{text}'"),
+        )),
     }
 }
 
@@ -268,7 +295,10 @@ fn parse_count(name: &str, value: &OsStr, synopsis: &'static str) -> Result<usiz
     let text = value.to_string_lossy();
     match text.trim().parse::<usize>() {
         Ok(n) if n >= 1 => Ok(n),
-        _ => Err(usage(synopsis, format!("{name} expects a whole number of at least 1, got '{text}'"))),
+        _ => Err(usage(
+            synopsis,
+            format!("{name} expects a whole number of at least 1, got '{text}'"),
+        )),
     }
 }
 
@@ -302,16 +332,39 @@ mod tests {
     #[test]
     fn detect_with_every_option() {
         let cmd = run(&[
-            "detect", "a.jpg", "--size=320x640", "--conf", "0.5", "--iou=0.6", "--max-det", "7",
-            "--out", "shots", "--weights=w", "--", "--odd-name.png",
+            "detect",
+            "a.jpg",
+            "--size=320x640",
+            "--conf",
+            "0.5",
+            "--iou=0.6",
+            "--max-det",
+            "7",
+            "--out",
+            "shots",
+            "--weights=w",
+            "--",
+            "--odd-name.png",
         ])
         .unwrap();
-        let Command::Detect(args) = cmd else { panic!("{cmd:?}") };
+        let Command::Detect(args) = cmd else {
+            panic!("{cmd:?}")
+        };
         assert_eq!(args.size, Some((320, 640)));
-        assert_eq!(args.options, DetectOptions { conf_threshold: 0.5, iou_threshold: 0.6, max_detections: 7 });
+        assert_eq!(
+            args.options,
+            DetectOptions {
+                conf_threshold: 0.5,
+                iou_threshold: 0.6,
+                max_detections: 7
+            }
+        );
         assert_eq!(args.out, Some("shots".into()));
         assert_eq!(args.weights, PathBuf::from("w"));
-        assert_eq!(args.images, [PathBuf::from("a.jpg"), PathBuf::from("--odd-name.png")]);
+        assert_eq!(
+            args.images,
+            [PathBuf::from("a.jpg"), PathBuf::from("--odd-name.png")]
+        );
     }
 
     #[test]
@@ -319,7 +372,9 @@ mod tests {
         let size = |v: &str| parse_size(OsStr::new(v), INFO_SYNOPSIS);
         assert_eq!(size("320"), Ok((320, 320)));
         assert_eq!(size("256X416"), Ok((256, 416)));
-        for bad in ["100", "0", "axb", "320x", "x320", "-32", "320x330", "", "99999"] {
+        for bad in [
+            "100", "0", "axb", "320x", "x320", "-32", "320x330", "", "99999",
+        ] {
             let err = size(bad).unwrap_err();
             assert!(err.message.contains("multiples of 32"), "{bad}: {err}");
         }
@@ -329,7 +384,10 @@ mod tests {
     fn info_and_help() {
         assert_eq!(
             run(&["info", "w.safetensors", "--size", "640"]),
-            Ok(Command::Info(InfoArgs { weights: "w.safetensors".into(), size: Some((640, 640)) }))
+            Ok(Command::Info(InfoArgs {
+                weights: "w.safetensors".into(),
+                size: Some((640, 640))
+            }))
         );
         assert_eq!(run(&["--help"]), Ok(Command::Help));
         assert_eq!(run(&["detect", "-h"]), Ok(Command::Help));
@@ -340,14 +398,23 @@ mod tests {
     fn usage_errors() {
         assert_eq!(message(&[]), "missing command");
         assert!(message(&["train"]).contains("unknown command 'train'"));
-        assert!(message(&["detect", "--weights", "w", "--bogus", "a.jpg"]).contains("unknown option '--bogus'"));
+        assert!(message(&["detect", "--weights", "w", "--bogus", "a.jpg"])
+            .contains("unknown option '--bogus'"));
         assert!(message(&["detect", "a.jpg"]).contains("--weights"));
         assert!(message(&["detect", "--weights", "w"]).contains("IMAGE"));
         assert!(message(&["detect", "a.jpg", "--weights"]).contains("needs a value"));
-        assert!(message(&["detect", "--weights", "w", "--weights", "v", "a"]).contains("more than once"));
-        assert!(message(&["detect", "--weights", "w", "--conf", "1.5", "a"]).contains("between 0 and 1"));
-        assert!(message(&["detect", "--weights", "w", "--iou", "nan", "a"]).contains("between 0 and 1"));
-        assert!(message(&["detect", "--weights", "w", "--max-det", "0", "a"]).contains("at least 1"));
+        assert!(
+            message(&["detect", "--weights", "w", "--weights", "v", "a"])
+                .contains("more than once")
+        );
+        assert!(message(&["detect", "--weights", "w", "--conf", "1.5", "a"])
+            .contains("between 0 and 1"));
+        assert!(
+            message(&["detect", "--weights", "w", "--iou", "nan", "a"]).contains("between 0 and 1")
+        );
+        assert!(
+            message(&["detect", "--weights", "w", "--max-det", "0", "a"]).contains("at least 1")
+        );
         assert!(message(&["info"]).contains("weight FILE"));
         assert!(message(&["info", "a", "b"]).contains("unexpected argument 'b'"));
         assert!(message(&["info", "a", "--conf", "0.3"]).contains("unknown option"));

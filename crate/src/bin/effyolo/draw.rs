@@ -72,7 +72,14 @@ pub fn draw_detection(img: &mut RgbImage, detection: &Detection, label: &str) {
     let tab_x = x1.min(i64::from(img.width()) - tab_w).max(0);
     let tab_y = if y1 >= tab_h { y1 - tab_h } else { y1.max(0) };
     fill_rect(img, tab_x, tab_y, tab_x + tab_w, tab_y + tab_h, colour);
-    draw_text(img, tab_x + scale, tab_y + scale, label, scale, text_colour(colour));
+    draw_text(
+        img,
+        tab_x + scale,
+        tab_y + scale,
+        label,
+        scale,
+        text_colour(colour),
+    );
 }
 
 /// Font pixels per glyph cell: 1 up to 800 pixels on the long side, then one more per 800.
@@ -124,7 +131,14 @@ mod tests {
     const GREY: Rgb<u8> = Rgb([90, 90, 90]);
 
     fn detection(x1: f32, y1: f32, x2: f32, y2: f32, class_id: usize) -> Detection {
-        Detection { x1, y1, x2, y2, score: 0.5, class_id }
+        Detection {
+            x1,
+            y1,
+            x2,
+            y2,
+            score: 0.5,
+            class_id,
+        }
     }
 
     #[test]
@@ -168,7 +182,10 @@ mod tests {
         ] {
             draw_detection(&mut img, &d, "x");
         }
-        annotate(&mut img, &[(detection(2.0, 2.0, 2.0, 2.0, 0), String::new())]);
+        annotate(
+            &mut img,
+            &[(detection(2.0, 2.0, 2.0, 2.0, 0), String::new())],
+        );
     }
 
     #[test]

@@ -97,7 +97,9 @@ pub fn glyph(c: char) -> [u8; GLYPH_HEIGHT as usize] {
         .map_or("", |(_, p)| p);
     let mut rows = [0u8; GLYPH_HEIGHT as usize];
     for (row, cells) in rows.iter_mut().zip(pattern.split(' ')) {
-        *row = cells.bytes().fold(0, |acc, b| (acc << 1) | u8::from(b == b'#'));
+        *row = cells
+            .bytes()
+            .fold(0, |acc, b| (acc << 1) | u8::from(b == b'#'));
     }
     rows
 }
@@ -121,14 +123,21 @@ mod tests {
                 assert_eq!(row.len(), GLYPH_WIDTH as usize, "{c:?}");
                 assert!(row.bytes().all(|b| b == b'#' || b == b'.'), "{c:?}");
             }
-            assert!(GLYPHS[i + 1..].iter().all(|(other, _)| other != c), "{c:?} twice");
+            assert!(
+                GLYPHS[i + 1..].iter().all(|(other, _)| other != c),
+                "{c:?} twice"
+            );
         }
     }
 
     #[test]
     fn covers_letters_digits_and_score_punctuation() {
         let question = glyph('?');
-        for c in ('a'..='z').chain('A'..='Z').chain('0'..='9').chain(['.', '%']) {
+        for c in ('a'..='z')
+            .chain('A'..='Z')
+            .chain('0'..='9')
+            .chain(['.', '%'])
+        {
             assert_ne!(glyph(c), question, "{c:?} has no glyph");
             assert_ne!(glyph(c), [0; 8], "{c:?} is blank");
         }
