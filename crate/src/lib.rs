@@ -16,3 +16,6 @@ pub mod tensor;
 
 pub use error::{Error, Result};
 pub use tensor::Tensor;
+
+#[cfg(all(feature = "wasm", target_arch = "wasm32"))]
+pub mod wasm_api;

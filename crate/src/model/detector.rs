@@ -4,7 +4,7 @@
 use crate::error::{Error, Result};
 use crate::kernels::Parallelism;
 use crate::model::config::{ModelConfig, STRIDES};
-use crate::model::efficientformer::{Backbone, Trace};
+use crate::model::efficientformer::{Backbone, Observer, Trace};
 use crate::model::postprocess::{decode_and_nms, DetectOptions, Detection};
 use crate::model::synthetic;
 use crate::model::preprocess::{letterbox, validate_input_size};
@@ -97,16 +97,25 @@ impl Detector {
 
     /// Network only: a (3, H, W) input (H, W multiples of 32) -> raw logits of the three levels.
     /// With `trace`, every stage's output is recorded under the reference's names.
-    pub fn forward(&self, input: &Tensor, mut trace: Option<&mut Trace>) -> Result<Vec<Tensor>> {
+    pub fn forward(&self, input: &Tensor, trace: Option<&mut Trace>) -> Result<Vec<Tensor>> {
+        match trace {
+            Some(tr) => self.forward_observed(input, &mut |name, t| tr.push((name.to_string(), t.clone()))),
+            None => self.forward_observed(input, &mut |_, _| {}),
+        }
+    }
+
+    /// [`Detector::forward`] calling `observe(step, output)` after the stem, each stage, each
+    /// tap, each neck output and each head level.
+    pub fn forward_observed(&self, input: &Tensor, observe: Observer) -> Result<Vec<Tensor>> {
         let (c, h, w) = input.chw("detector input")?;
         if c != 3 {
             return Err(Error::Shape(format!("detector input must have 3 channels, got {c}")));
         }
         validate_input_size((h, w))?;
         let par = self.parallelism;
-        let taps = self.backbone.forward(input, par, trace.as_deref_mut())?;
-        let feats = self.neck.forward(&taps, par, trace.as_deref_mut())?;
-        self.head.forward(&feats, par, trace)
+        let taps = self.backbone.forward(input, par, observe)?;
+        let feats = self.neck.forward(&taps, par, observe)?;
+        self.head.forward(&feats, par, observe)
     }
 
     /// Runs letterbox -> network -> decode -> NMS on an RGB8 image (`rgb.len() == 3 * width * height`)

@@ -25,14 +25,12 @@ use crate::ops::pool::avg_pool3x3_exclude_pad;
 use crate::ops::Activation;
 use crate::tensor::Tensor;
 
-/// A named intermediate result, recorded when a trace is requested (parity tests, profiling).
+/// Named intermediate results, in order (parity tests).
 pub type Trace = Vec<(String, Tensor)>;
 
-pub(crate) fn record(trace: &mut Option<&mut Trace>, name: &str, t: &Tensor) {
-    if let Some(tr) = trace.as_deref_mut() {
-        tr.push((name.to_string(), t.clone()));
-    }
-}
+/// Called after each named step of the forward pass with its output: records a [`Trace`],
+/// or reads a clock for a per-stage time breakdown.
+pub type Observer<'a> = &'a mut dyn FnMut(&str, &Tensor);
 
 /// Conv2d (with bias) followed by BatchNorm, folded into one convolution.
 pub(crate) fn conv_bn(
@@ -295,21 +293,21 @@ impl Backbone {
     }
 
     /// (3, H, W) input -> the three normalised taps at strides 8, 16, 32.
-    pub fn forward(&self, x: &Tensor, par: Parallelism, mut trace: Option<&mut Trace>) -> Result<[Tensor; 3]> {
+    pub fn forward(&self, x: &Tensor, par: Parallelism, observe: Observer) -> Result<[Tensor; 3]> {
         let x = self.stem[0].forward(x, Activation::Relu, par)?;
         let mut x = self.stem[1].forward(&x, Activation::Relu, par)?;
-        record(&mut trace, "stem", &x);
+        observe("stem", &x);
         let mut taps = Vec::with_capacity(3);
         for (i, stage) in self.stages.iter().enumerate() {
             x = stage.forward(x, par)?;
-            record(&mut trace, &format!("stage{}", i + 1), &x);
+            observe(&format!("stage{}", i + 1), &x);
             if i >= 1 {
                 let (g, b) = &self.norms[i - 1];
                 taps.push(group_norm_1(&x, g, b, GROUP_NORM_EPS)?);
             }
         }
         for (k, t) in taps.iter().enumerate() {
-            record(&mut trace, &format!("tap{}", k + 3), t);
+            observe(&format!("tap{}", k + 3), t);
         }
         taps.try_into().map_err(|_| Error::Shape("the backbone yields three taps".into()))
     }

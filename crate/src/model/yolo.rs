@@ -7,7 +7,7 @@
 use crate::error::{Error, Result};
 use crate::kernels::Parallelism;
 use crate::model::config::{ModelConfig, NECK_BN_EPS};
-use crate::model::efficientformer::{conv_bn, record, Trace};
+use crate::model::efficientformer::{conv_bn, Observer};
 use crate::model::weights::Loader;
 use crate::ops::conv::Conv2d;
 use crate::ops::pool::max_pool;
@@ -129,7 +129,7 @@ impl Neck {
         self.out_channels
     }
 
-    pub fn forward(&self, taps: &[Tensor; 3], par: Parallelism, mut trace: Option<&mut Trace>) -> Result<[Tensor; 3]> {
+    pub fn forward(&self, taps: &[Tensor; 3], par: Parallelism, observe: Observer) -> Result<[Tensor; 3]> {
         let [p3, p4, p5] = taps;
         let x10 = self.lat5.forward(&self.sppf.forward(p5, par)?, par)?;
         let x13 = self.td4.forward(&concat_channels(&[&upsample_nearest2x(&x10)?, p4])?, par)?;
@@ -137,9 +137,9 @@ impl Neck {
         let o3 = self.out3.forward(&concat_channels(&[&upsample_nearest2x(&x14)?, p3])?, par)?;
         let o4 = self.out4.forward(&concat_channels(&[&self.down3.forward(&o3, par)?, &x14])?, par)?;
         let o5 = self.out5.forward(&concat_channels(&[&self.down4.forward(&o4, par)?, &x10])?, par)?;
-        record(&mut trace, "neck_p3", &o3);
-        record(&mut trace, "neck_p4", &o4);
-        record(&mut trace, "neck_p5", &o5);
+        observe("neck_p3", &o3);
+        observe("neck_p4", &o4);
+        observe("neck_p5", &o5);
         Ok([o3, o4, o5])
     }
 
@@ -179,11 +179,11 @@ impl Detect {
         Ok(Detect { m })
     }
 
-    pub fn forward(&self, feats: &[Tensor; 3], par: Parallelism, mut trace: Option<&mut Trace>) -> Result<Vec<Tensor>> {
+    pub fn forward(&self, feats: &[Tensor; 3], par: Parallelism, observe: Observer) -> Result<Vec<Tensor>> {
         let mut out = Vec::with_capacity(3);
         for (i, (m, f)) in self.m.iter().zip(feats).enumerate() {
             let r = m.forward(f, Activation::None, par)?;
-            record(&mut trace, &format!("head{i}"), &r);
+            observe(&format!("head{i}"), &r);
             out.push(r);
         }
         if out.len() != 3 {
