@@ -197,11 +197,10 @@ class YoloXTeacher(Teacher):
 
     def __init__(self, path, conf_thres=0.001, iou_thres=0.65, multi_label=True,
                  max_det=300, threads=2, preproc="bgr-raw-topleft"):
-        session_probe = make_session(path, 1)
-        shape = session_probe.get_inputs()[0].shape
-        del session_probe
-        size = int(shape[2]) if isinstance(shape[2], int) else 416
-        super().__init__(path, size, conf_thres, iou_thres, multi_label, max_det, threads)
+        super().__init__(path, 416, conf_thres, iou_thres, multi_label, max_det, threads)
+        shape = self.session.get_inputs()[0].shape
+        if isinstance(shape[2], int):
+            self.size = shape[2]        # the export's fixed input size
         if preproc not in YOLOX_PREPROC:
             raise ValueError(f"unknown YOLOX preprocessing {preproc!r}; one of {YOLOX_PREPROC}")
         self.preproc = preproc
