@@ -152,3 +152,21 @@ impl Detector {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// EfficientFormer-L1's published cost is 1.3 GMAC at 224x224 (classification, which adds
+    /// only a 448 x 1000 linear head to the backbone counted here).
+    #[test]
+    fn l1_backbone_macs_match_published_figure() {
+        let det = Detector::synthetic(ModelConfig::variant("l1").unwrap()).unwrap();
+        let m = det.mac_count((224, 224)).unwrap();
+        let gmac = m.backbone as f64 / 1e9;
+        assert!((1.25..1.35).contains(&gmac), "L1 backbone at 224: {gmac:.3} GMAC");
+        // The detector at 320 with a yolov5n-width neck: about 2.9 GMAC (model spec).
+        let total = det.mac_count((320, 320)).unwrap().total() as f64 / 1e9;
+        assert!((2.8..3.0).contains(&total), "L1 detector at 320: {total:.3} GMAC");
+    }
+}
