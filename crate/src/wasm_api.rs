@@ -12,6 +12,7 @@ use wasm_bindgen::prelude::*;
 
 use crate::error::Error;
 use crate::kernels::Parallelism;
+use crate::model::efficientformer::Block;
 use crate::model::{DetectOptions, Detector, ModelConfig};
 use crate::Tensor;
 
@@ -173,5 +174,58 @@ impl WasmDetector {
             .map_err(js_error)?;
         steps.push(serde_json::json!({ "step": "total", "ms": now_ms() - start }));
         Ok(serde_json::Value::Array(steps).to_string())
+    }
+}
+
+/// One Meta4D (pooling) or Meta3D (MHSA) block with synthetic weights, timed alone.
+#[wasm_bindgen]
+pub struct WasmBlock {
+    block: Block,
+    input: Tensor,
+    grid: (usize, usize),
+    parallelism: Parallelism,
+}
+
+#[wasm_bindgen]
+impl WasmBlock {
+    /// `kind` is "meta4d" or "meta3d"; `dim` the width; the token grid is `grid_h` x `grid_w`.
+    #[wasm_bindgen(constructor)]
+    pub fn new(kind: &str, dim: u32, grid_h: u32, grid_w: u32) -> Result<WasmBlock, JsError> {
+        let mhsa = match kind {
+            "meta4d" => false,
+            "meta3d" => true,
+            other => {
+                return Err(js_error(Error::InvalidInput(format!(
+                    "block kind '{other}' (expected meta4d or meta3d)"
+                ))))
+            }
+        };
+        let grid = (grid_h as usize, grid_w as usize);
+        let block = Block::synthetic(mhsa, dim as usize, grid).map_err(js_error)?;
+        let shape = block.input_shape(dim as usize, grid);
+        let n = shape.iter().product();
+        let input = Tensor::new(&shape, crate::model::synthetic::uniform("block-input", n)).map_err(js_error)?;
+        Ok(WasmBlock { block, input, grid, parallelism: Parallelism::Serial })
+    }
+
+    #[wasm_bindgen(js_name = setThreads)]
+    pub fn set_threads(&mut self, threads: u32) {
+        self.parallelism = match threads {
+            n if n > 1 && cfg!(feature = "wasm-threads") => Parallelism::Threads(n as usize),
+            _ => Parallelism::Serial,
+        };
+    }
+
+    /// Multiply-accumulates of one forward pass.
+    pub fn macs(&self) -> f64 {
+        self.block.macs(self.grid) as f64
+    }
+
+    /// Runs the block once on a copy of its input; returns milliseconds.
+    pub fn run(&self) -> Result<f64, JsError> {
+        let mut x = self.input.clone();
+        let start = now_ms();
+        self.block.forward(&mut x, self.grid, self.parallelism).map_err(js_error)?;
+        Ok(now_ms() - start)
     }
 }

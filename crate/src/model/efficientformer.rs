@@ -80,7 +80,7 @@ impl Meta4D {
         let mut fc2 = conv_bn(ld, &format!("{p}.mlp.fc2"), &format!("{p}.mlp.norm2"), [dim, hidden, 1, 1], 1, true, BACKBONE_BN_EPS)?;
         let ls1 = ld.tensor(&format!("{p}.ls1.gamma"), &[dim]);
         let ls2 = ld.tensor(&format!("{p}.ls2.gamma"), &[dim]);
-        scale_rows(&mut fc2.weight, &mut fc2.bias, &ls2);
+        fc2.scale_output_channels(&ls2)?;
         Ok(Meta4D { ls1, fc1, fc2 })
     }
 
@@ -179,6 +179,54 @@ impl Meta3D {
     pub fn macs(&self, n: usize) -> u64 {
         let attn = (n * n * NUM_HEADS * (KEY_DIM + VAL_DIM)) as u64;
         self.qkv.macs(n) + self.proj.macs(n) + self.fc1.macs(n) + self.fc2.macs(n) + attn
+    }
+}
+
+/// One token-mixer block with synthetic weights, for measuring what a block costs.
+pub enum Block {
+    /// Pooling mixer on a (C, H, W) map.
+    Meta4D(Meta4D),
+    /// MHSA mixer on (H*W, C) tokens, its bias table trained at the same grid.
+    Meta3D(Meta3D),
+}
+
+impl Block {
+    /// A Meta4D (`mhsa == false`) or Meta3D block of width `dim` for an `grid` token grid.
+    pub fn synthetic(mhsa: bool, dim: usize, grid: (usize, usize)) -> Result<Self> {
+        if dim == 0 || grid.0 == 0 || grid.1 == 0 {
+            return Err(Error::InvalidInput(format!("block width {dim} and grid {grid:?} must be positive")));
+        }
+        let mut ld = Loader::synthetic();
+        let block = if mhsa {
+            Block::Meta3D(Meta3D::load(&mut ld, "block", dim, grid)?)
+        } else {
+            Block::Meta4D(Meta4D::load(&mut ld, "block", dim)?)
+        };
+        ld.finish()?;
+        Ok(block)
+    }
+
+    /// The input layout the block takes: (C, H, W) for Meta4D, (H*W, C) for Meta3D.
+    pub fn input_shape(&self, dim: usize, grid: (usize, usize)) -> Vec<usize> {
+        match self {
+            Block::Meta4D(_) => vec![dim, grid.0, grid.1],
+            Block::Meta3D(_) => vec![grid.0 * grid.1, dim],
+        }
+    }
+
+    /// Updates `x` in place (the block is residual).
+    pub fn forward(&self, x: &mut Tensor, grid: (usize, usize), par: Parallelism) -> Result<()> {
+        match self {
+            Block::Meta4D(b) => b.forward(x, par),
+            Block::Meta3D(b) => b.forward(x, grid, par),
+        }
+    }
+
+    pub fn macs(&self, grid: (usize, usize)) -> u64 {
+        match self {
+            Block::Meta4D(b) => b.macs(grid.0, grid.1),
+            Block::Meta3D(b) => b.macs(grid.0 * grid.1),
+        }
     }
 }
 
