@@ -80,7 +80,8 @@ fn fatal(message: impl Into<String>) -> Failure {
 fn load_detector(path: &Path) -> Result<Detector, Failure> {
     let bytes = fs::read(path)
         .map_err(|e| fatal(format!("cannot read weights '{}': {e}", path.display())))?;
-    Detector::from_safetensors(&bytes).map_err(|e| fatal(format!("{}: {e}", path.display())))
+    Detector::from_safetensors(&bytes)
+        .map_err(|e| fatal(format!("cannot load weights '{}': {e}", path.display())))
 }
 
 fn write_line(out: &mut impl Write, value: &impl Serialize) -> Result<(), Failure> {
@@ -209,7 +210,7 @@ fn detect_image(
     let (w, h) = (img.width() as usize, img.height() as usize);
     let detections = detector
         .detect(img.as_raw(), w, h, size, options)
-        .map_err(|e| format!("{}: {e}", path.display()))?;
+        .map_err(|e| format!("cannot process image '{}': {e}", path.display()))?;
     Ok((img, detections))
 }
 

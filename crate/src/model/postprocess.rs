@@ -181,6 +181,9 @@ pub fn decode(
         }
         let stride = strides[level];
         let plane = ny * nx;
+        if plane == 0 {
+            continue;
+        }
         for (a, anchor_data) in head.data().chunks_exact(outputs * plane).enumerate() {
             let [anchor_w, anchor_h] = anchors[level][a];
             let channel = |k: usize| &anchor_data[k * plane..(k + 1) * plane];
@@ -188,7 +191,7 @@ pub fn decode(
                 (channel(0), channel(1), channel(2), channel(3), channel(4));
             for (p, &obj_logit) in tobj.iter().enumerate() {
                 let obj = sigmoid(obj_logit);
-                if !(obj > conf_threshold) {
+                if !exceeds(obj, conf_threshold) {
                     continue;
                 }
                 let mut class_id = 0;
@@ -200,7 +203,7 @@ pub fn decode(
                         score = s;
                     }
                 }
-                if !(score > conf_threshold) {
+                if !exceeds(score, conf_threshold) {
                     continue;
                 }
                 let (x, y) = ((p % nx) as f32, (p / nx) as f32);
@@ -261,6 +264,11 @@ pub fn scale_boxes(detections: &mut [Detection], letterbox: &Letterbox) {
         d.x2 = ((d.x2 - pad_x) / scale).clamp(0.0, w);
         d.y2 = ((d.y2 - pad_y) / scale).clamp(0.0, h);
     }
+}
+
+/// `value > threshold`, so false for NaN: a NaN logit never becomes a detection.
+fn exceeds(value: f32, threshold: f32) -> bool {
+    value > threshold
 }
 
 fn sigmoid(x: f32) -> f32 {
@@ -601,6 +609,9 @@ mod tests {
             decode_and_nms(&flat, &ANCHORS[..1], &STRIDES[..1], 2, &opts, &lb),
             Err(Error::Shape(_))
         ));
+        let empty = quiet_heads(2, &[(0, 4)]);
+        let nothing = decode_and_nms(&empty, &ANCHORS[..1], &STRIDES[..1], 2, &opts, &lb);
+        assert_eq!(nothing, Ok(vec![]));
         let no_classes = decode_and_nms(
             &quiet_heads(0, &[(4, 4)]),
             &ANCHORS[..1],

@@ -77,7 +77,7 @@ impl Letterbox {
 /// [`MAX_INPUT_SIDE`].
 pub fn validate_input_size(size: (usize, usize)) -> Result<()> {
     let (h, w) = size;
-    let ok = |s: usize| s > 0 && s % INPUT_MULTIPLE == 0 && s <= MAX_INPUT_SIDE;
+    let ok = |s: usize| s > 0 && s.is_multiple_of(INPUT_MULTIPLE) && s <= MAX_INPUT_SIDE;
     if ok(h) && ok(w) {
         Ok(())
     } else {
