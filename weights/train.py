@@ -48,7 +48,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from effyolo_ref.model import DEFAULT_ANCHORS, STRIDES, DetectorConfig, EffYolo  # noqa: E402
+from effyolo_ref.model import (DEFAULT_ANCHORS, STRIDES, DetectorConfig, EffYolo,  # noqa: E402
+                               resample_attention_bias)
 from effyolo_train.data import AugConfig, BatchMaker, ImagePool, label_stamp  # noqa: E402
 from effyolo_train.engine import (ModelEMA, atomic_save, init_student, learning_rate,  # noqa: E402
                                   param_groups)
@@ -69,14 +70,18 @@ def build_parser() -> argparse.ArgumentParser:
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("folders", nargs="*", default=None,
                    help="training image folders (default: ../shared/data/pool + <workdir>/images/*)")
+    p.add_argument("--rescan", action="store_true",
+                   help="on --resume, use the default folders as they are now instead of the "
+                        "checkpoint's list (picks up new folders; the data order changes)")
     p.add_argument("--workdir", type=Path, default=DEFAULT_WORKDIR, help="checkpoints and logs")
     p.add_argument("--resume", nargs="?", const="auto", default=None,
-                   help="continue from a checkpoint (default: <workdir>/ckpt/last.pt)")
+                   help="continue from a checkpoint; bare --resume: <workdir>/ckpt/last.pt "
+                        "if it exists, else start a new run")
     p.add_argument("--classes", type=Path, default=DATA / "coco-classes.txt")
     # data
     p.add_argument("--size", type=int, default=256, help="square training input size")
     p.add_argument("--batch", type=int, default=16)
-    p.add_argument("--max-side", type=int, default=640, help="shrink larger images when loading")
+    p.add_argument("--max-side", type=int, default=512, help="shrink larger images when loading")
     p.add_argument("--mosaic", type=float, default=0.75)
     p.add_argument("--scale", type=float, default=0.5)
     p.add_argument("--translate", type=float, default=0.1)
@@ -114,6 +119,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=True,
                    help="bfloat16 autocast")
     p.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=True)
+    p.add_argument("--compile", action=argparse.BooleanOptionalAction, default=False,
+                   help="torch.compile the student's forward (minutes of compilation per start)")
     p.add_argument("--threads", type=int, default=2, help="torch intra-op threads")
     # bookkeeping
     p.add_argument("--ckpt-minutes", type=float, default=5.0)
@@ -121,7 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--eval-data", type=Path, default=DATA / "coco-dev",
                    help="labelled evaluation folder (images/ + labels/); never trained on")
     p.add_argument("--eval-size", type=int, default=320)
-    p.add_argument("--eval-every", type=int, default=50000, help="image-iterations; 0 = never")
+    p.add_argument("--eval-every", type=int, default=20000, help="image-iterations; 0 = never")
     p.add_argument("--stop-after", type=int, default=0,
                    help="stop (with a checkpoint) after this many image-iterations in this run")
     p.add_argument("--no-save", action="store_true", help="write no checkpoint or log (benchmarks)")
@@ -134,11 +141,15 @@ def parse_args(argv=None):
     ckpt = None
     if args.resume:
         path = Path(args.workdir) / "ckpt" / "last.pt" if args.resume == "auto" else Path(args.resume)
+        if args.resume == "auto" and not path.exists():
+            print(f"no checkpoint at {path}: starting a new run", flush=True)
+            args.resume = None
+    if args.resume:
         ckpt = torch.load(path, map_location="cpu", weights_only=False)
         if ckpt.get("format") != CKPT_FORMAT:
             raise SystemExit(f"{path} is not a training checkpoint")
         saved = dict(ckpt["args"])
-        for k in ("resume", "stop_after", "no_save"):
+        for k in ("resume", "stop_after", "no_save", "rescan"):
             saved.pop(k, None)
         for k in ("workdir", "labels", "teacher", "eval_data", "classes"):
             if saved.get(k) is not None:
@@ -148,7 +159,7 @@ def parse_args(argv=None):
         args.resume = str(path)
     if args.labels is None:
         args.labels = Path(args.workdir) / "labels"
-    if not args.folders:
+    if not args.folders or args.rescan:
         args.folders = [str(DATA / "pool")]
         extra = Path(args.workdir) / "images"
         if extra.is_dir():
@@ -227,6 +238,30 @@ class CsvLog:
             self._write([row], "a")
 
 
+def adapt_attention_biases(ckpt: dict, cfg: DetectorConfig, model, opt) -> None:
+    """Resample the attention-bias tables (and their Adam moments) of a checkpoint trained at
+    another size to this run's grid, in place (LeViT-style, ``resample_attention_bias``)."""
+    src = tuple(json.loads(ckpt["cfg"]["train_size"]))
+    if src == tuple(cfg.train_size):
+        return
+    sg, dg = (src[0] // 32, src[1] // 32), (cfg.train_size[0] // 32, cfg.train_size[1] // 32)
+    for key in ("model", "ema"):
+        for k, v in ckpt[key].items():
+            if k.endswith("attention_biases"):
+                ckpt[key][k] = resample_attention_bias(v, sg, dg)
+    names = [n for g in opt.param_groups for n in g.get("param_names", [])]
+    if not names:   # param index -> name, in optimiser order
+        by_id = {id(p): n for n, p in model.named_parameters()}
+        names = [by_id[id(p)] for g in opt.param_groups for p in g["params"]]
+    state = ckpt["optimizer"]["state"]
+    for i, n in enumerate(names):
+        if n.endswith("attention_biases") and i in state:
+            for k in ("exp_avg", "exp_avg_sq"):
+                state[i][k] = resample_attention_bias(state[i][k], sg, dg).clamp_(min=0) \
+                    if k == "exp_avg_sq" else resample_attention_bias(state[i][k], sg, dg)
+    ckpt["cfg"] = cfg.metadata()
+
+
 def fmt(v):
     return f"{v:.5g}" if isinstance(v, float) else v
 
@@ -280,6 +315,7 @@ def main(argv=None):
             say("WARNING: the image pool differs from the checkpoint's: the data order will differ")
         if ckpt.get("label_stamp") != pool.label_stamp:
             say("note: the label cache changed since the checkpoint")
+        adapt_attention_biases(ckpt, cfg, model, opt)
         model.load_state_dict(ckpt["model"])
         ema.ema.load_state_dict(ckpt["ema"])
         ema.updates = ckpt["ema_updates"]
@@ -353,8 +389,10 @@ def main(argv=None):
         signal.signal(sig, lambda s, f: stop_signal.append(s))
 
     autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.bf16)
+    forward = torch.compile(model) if args.compile else model   # shares model's parameters
     prefetch = Prefetcher(maker, teacher, images, args.batch)
     start_images = images
+    bad_steps = 0
     last_ckpt = time.time()
     acc, acc_n, t_log, img_log = {}, 0, time.perf_counter(), images
     t_wall = time.perf_counter()
@@ -374,7 +412,7 @@ def main(argv=None):
             x = torch.from_numpy(b.images).permute(0, 3, 1, 2).float().div_(255)
             x = x.contiguous(memory_format=mem)
             with autocast:
-                raw = model(x)
+                raw = forward(x)
             p = level_views(raw, model.head.na)
             parts = {}
             loss = p[0].sum() * 0
@@ -392,19 +430,24 @@ def main(argv=None):
             opt.zero_grad(set_to_none=True)
             loss.backward()
             gnorm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), args.clip))
-            if not math.isfinite(float(loss)):
-                raise FloatingPointError(f"non-finite loss at {images} image-iterations")
-            opt.step()
-            ema.update(model)
+            if math.isfinite(float(loss.detach())) and math.isfinite(gnorm):
+                opt.step()
+                ema.update(model)
+                bad_steps = 0
+            else:   # skip the update; give up if it keeps happening
+                bad_steps += 1
+                say(f"non-finite loss or gradient at {images} image-iterations: update skipped")
+                if bad_steps >= 10:
+                    raise FloatingPointError("10 consecutive non-finite steps")
             images += args.batch
             step += 1
 
-            acc["loss"] = acc.get("loss", 0.0) + float(loss)
+            acc["loss"] = acc.get("loss", 0.0) + float(loss.detach())
             acc["grad_norm"] = acc.get("grad_norm", 0.0) + gnorm
             acc["targets"] = acc.get("targets", 0) + len(b.targets)
             acc["labelled"] = acc.get("labelled", 0) + int(b.labelled.sum())
             for k, v in parts.items():
-                acc[k] = acc.get(k, 0.0) + float(v)
+                acc[k] = acc.get(k, 0.0) + float(v.detach())
             acc_n += 1
             if step % args.log_every == 0:
                 now = time.perf_counter()

@@ -49,7 +49,7 @@ def bbox_ciou(box1: torch.Tensor, box2: torch.Tensor, eps: float = 1e-7) -> torc
     rho2 = ((b2_x1 + b2_x2 - b1_x1 - b1_x2) ** 2 + (b2_y1 + b2_y2 - b1_y1 - b1_y2) ** 2) / 4
     v = (4 / math.pi ** 2) * (torch.atan(w2 / (h2 + eps)) - torch.atan(w1 / (h1 + eps))).pow(2)
     with torch.no_grad():
-        alpha = v / (v - iou + (1 + eps))
+        alpha = v / (v - iou + (1 + eps)).clamp(min=eps)   # 0/0 for identical boxes otherwise
     return iou - (rho2 / c2 + v * alpha)
 
 

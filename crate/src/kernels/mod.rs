@@ -3,16 +3,18 @@
 //!
 //! Design:
 //!
-//! - [`gemm`] defines one row-major contract ([`gemm::GemmKernel`]) and a list of the
-//!   implementations compiled for the target, best first. The scalar implementation is always
-//!   present; vectorised ones (wasm SIMD128, relaxed SIMD) plug into the same list, and one
-//!   test suite runs every entry against [`gemm::gemm_scalar`].
+//! - [`gemm`] is a packed, register-blocked matrix multiplication with a fused bias and
+//!   activation. One contract ([`gemm::GemmKernel`]) and a list of the implementations
+//!   compiled for the target, best first: portable scalar always, wasm SIMD128 and relaxed
+//!   SIMD by build flags, x86_64 AVX2 by run-time detection. One test suite runs every entry
+//!   against the plain loop [`gemm::gemm_scalar`].
 //! - [`vecmath`] holds in-place slice functions (activations, `exp`, `erf`, softmax). The
 //!   public functions dispatch to the best implementation; [`vecmath::scalar`] is the
 //!   element-by-element twin.
 //! - [`transpose()`] moves strided matrices between row and column order for GEMM operands.
 //! - Every kernel that can split its work takes a [`Parallelism`] argument, so the caller
-//!   decides whether a call may use threads; nothing reads a global setting.
+//!   decides whether a call may use threads; nothing reads a global setting. [`parallel`] is
+//!   the one switch between rayon (cargo feature `threads`) and serial execution.
 //!
 //! Kernels trust their callers: shapes are validated by the ops in [`crate::ops`] and checked
 //! here only with `debug_assert!`.
@@ -29,6 +31,7 @@
 //! ```
 
 pub mod gemm;
+pub mod parallel;
 pub mod transpose;
 pub mod vecmath;
 
@@ -45,9 +48,10 @@ pub enum Parallelism {
     /// Run on the calling thread only.
     #[default]
     Serial,
-    /// Split the work into up to this many independent parts for a thread pool. Until a pool
-    /// is wired in, the parts run one after another on the calling thread, which keeps the
-    /// partitioning itself under test.
+    /// Split the work into up to this many independent parts, run on rayon's current pool
+    /// when the crate is built with the `threads` feature and one after another on the
+    /// calling thread otherwise. Work too small to pay for a thread is not split (see
+    /// [`gemm::DEFAULT_MIN_MACS_PER_PART`]).
     Threads(usize),
 }
 

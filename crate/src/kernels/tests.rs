@@ -1,12 +1,20 @@
 //! Every compiled kernel against its scalar twin, and the scalar twins against f64
 //! references, on degenerate, odd and tail sizes.
+//!
+//! GEMM tolerance: `|got - want| <= 1e-6 * (k + 1) + 1e-5 * |want|` against the plain loop
+//! [`gemm_scalar`], operands in [-1, 1]. This covers the different summation order of the
+//! blocked kernels and the fused rounding of FMA and relaxed madd (see the numerics notes in
+//! [`super::gemm`]).
 
-use super::gemm::{self, gemm_scalar, gemm_with, required_len, GemmKernel, KERNELS};
+use super::gemm::{
+    self, gemm_scalar, required_len, GemmKernel, GemmOptions, Im2Col, Lhs, MatMut, MatRef,
+    PackedA, Rhs, KERNELS,
+};
 use super::testing::{assert_close, Rng};
-use super::vecmath::{self, scalar};
+use super::vecmath::{self, scalar, Activation};
 use super::Parallelism;
 
-const SIZES: [usize; 8] = [0, 1, 3, 7, 8, 17, 33, 64];
+const SIZES: [usize; 9] = [0, 1, 3, 7, 8, 9, 17, 33, 64];
 const PARALLELISM: [Parallelism; 4] = [
     Parallelism::Serial,
     Parallelism::Threads(1),
@@ -16,6 +24,19 @@ const PARALLELISM: [Parallelism; 4] = [
 
 fn supported_kernels() -> impl Iterator<Item = &'static dyn GemmKernel> {
     KERNELS.iter().copied().filter(|k| k.is_supported())
+}
+
+/// Options that split even the smallest product, so the partitioning is under test.
+fn split_always(accumulate: bool) -> GemmOptions<'static> {
+    GemmOptions {
+        accumulate,
+        min_macs_per_part: 1,
+        ..GemmOptions::default()
+    }
+}
+
+fn tolerance(k: usize) -> f32 {
+    1e-6 * (k as f32 + 1.0)
 }
 
 /// f64 dot-product reference over a strided layout.
@@ -50,6 +71,8 @@ fn gemm_f64(
 /// Operands for an `m x n x k` product with row strides padded by `pad`; C starts as
 /// `c_init` everywhere (including the padding, which must survive untouched).
 struct GemmCase {
+    m: usize,
+    n: usize,
     k: usize,
     lda: usize,
     ldb: usize,
@@ -65,6 +88,8 @@ impl GemmCase {
         // Strides must stay >= 1 so row arithmetic in the checks is meaningful.
         let (lda, ldb, ldc) = (lda.max(1), ldb.max(1), ldc.max(1));
         GemmCase {
+            m,
+            n,
             k,
             lda,
             ldb,
@@ -75,8 +100,36 @@ impl GemmCase {
         }
     }
 
-    fn tolerance(&self) -> f32 {
-        1e-6 * (self.k as f32 + 1.0)
+    fn a(&self) -> MatRef<'_> {
+        MatRef::new(&self.a, self.m, self.k, self.lda, 1)
+    }
+
+    fn b(&self) -> MatRef<'_> {
+        MatRef::new(&self.b, self.k, self.n, self.ldb, 1)
+    }
+
+    /// The oracle's answer.
+    fn expected(&self, accumulate: bool) -> Vec<f32> {
+        let mut want = self.c.clone();
+        let GemmCase { m, n, k, .. } = *self;
+        gemm_scalar(
+            m, n, k, &self.a, self.lda, &self.b, self.ldb, &mut want, self.ldc, accumulate,
+        );
+        want
+    }
+
+    /// `kernel`'s answer with `lhs` standing for A.
+    fn run(
+        &self,
+        kernel: &dyn GemmKernel,
+        par: Parallelism,
+        lhs: Lhs,
+        options: &GemmOptions,
+    ) -> Vec<f32> {
+        let mut got = self.c.clone();
+        let out = MatMut::new(&mut got, self.m, self.n, self.ldc, 1);
+        kernel.matmul(par, lhs, Rhs::Matrix(self.b()), out, options);
+        got
     }
 }
 
@@ -98,7 +151,7 @@ fn gemm_scalar_matches_f64_reference() {
                         m, n, k, &case.a, lda, &case.b, ldb, &mut want, ldc, accumulate,
                     );
                     let what = format!("scalar m={m} n={n} k={k} acc={accumulate}");
-                    assert_close(&got, &want, case.tolerance(), 1e-5, &what);
+                    assert_close(&got, &want, tolerance(k), 1e-5, &what);
                 }
             }
         }
@@ -112,27 +165,217 @@ fn every_gemm_kernel_matches_scalar() {
         for &m in &SIZES {
             for &n in &SIZES {
                 for &k in &SIZES {
+                    // Padding of 0, 1 or 2 exercises lda/ldb/ldc > row length.
+                    let pad = (m + n + k) % 3;
+                    let case = GemmCase::new(&mut rng, m, n, k, pad, -0.25);
                     for accumulate in [false, true] {
+                        let want = case.expected(accumulate);
                         for par in PARALLELISM {
-                            // Padding of 0, 1 or 2 exercises lda/ldb/ldc > row length.
-                            let pad = (m + n + k) % 3;
-                            let case = GemmCase::new(&mut rng, m, n, k, pad, -0.25);
-                            let GemmCase { lda, ldb, ldc, .. } = case;
-                            let (a, b) = (&case.a, &case.b);
-                            let mut got = case.c.clone();
-                            gemm_with(
-                                kernel, par, m, n, k, a, lda, b, ldb, &mut got, ldc, accumulate,
-                            );
-                            let mut want = case.c.clone();
-                            gemm_scalar(m, n, k, a, lda, b, ldb, &mut want, ldc, accumulate);
+                            let got =
+                                case.run(kernel, par, Lhs::Matrix(case.a()), &split_always(accumulate));
                             let what = format!(
                                 "{} m={m} n={n} k={k} pad={pad} acc={accumulate} {par:?}",
                                 kernel.name()
                             );
-                            assert_close(&got, &want, case.tolerance(), 1e-5, &what);
+                            assert_close(&got, &want, tolerance(k), 1e-5, &what);
                         }
                     }
                 }
+            }
+        }
+    }
+}
+
+/// Shapes that cross the cache blocks (KC = 256 deep, MC = 96 rows, NC = 256 columns), tall
+/// and skinny ones, and matrix-vector products.
+#[test]
+fn gemm_kernels_handle_block_edges() {
+    let mut rng = Rng::new(7);
+    let shapes = [
+        (97, 257, 257),
+        (200, 70, 513),
+        (5, 600, 300),
+        (300, 5, 40),
+        (1, 300, 700),
+        (130, 1, 260),
+        (2, 2, 1000),
+    ];
+    for kernel in supported_kernels() {
+        for (m, n, k) in shapes {
+            let case = GemmCase::new(&mut rng, m, n, k, 1, 0.75);
+            for accumulate in [false, true] {
+                let want = case.expected(accumulate);
+                for par in [Parallelism::Serial, Parallelism::Threads(2), Parallelism::Threads(5)] {
+                    let got = case.run(kernel, par, Lhs::Matrix(case.a()), &split_always(accumulate));
+                    let what = format!("{} m={m} n={n} k={k} acc={accumulate} {par:?}", kernel.name());
+                    assert_close(&got, &want, tolerance(k), 1e-5, &what);
+                }
+            }
+        }
+    }
+}
+
+/// A pre-packed A gives the same result as packing during the call, for its own kernel and
+/// for every other one (which must repack it).
+#[test]
+fn gemm_prepacked_lhs_matches_unpacked() {
+    let mut rng = Rng::new(8);
+    for (m, n, k) in [(1, 1, 1), (7, 9, 5), (13, 33, 300), (64, 17, 8)] {
+        let case = GemmCase::new(&mut rng, m, n, k, 2, 0.0);
+        let want = case.expected(false);
+        for packer in supported_kernels() {
+            let packed = PackedA::new(packer, case.a());
+            assert_eq!(packed.rows(), m);
+            assert_eq!(packed.depth(), k);
+            let dense: Vec<f32> = (0..m * k).map(|idx| case.a[idx / k * case.lda + idx % k]).collect();
+            assert_eq!(packed.unpack(), dense, "{} unpack", packer.name());
+            for kernel in supported_kernels() {
+                let got = case.run(kernel, Parallelism::Threads(2), Lhs::Packed(&packed), &split_always(false));
+                let what = format!("{} packed for {} m={m} n={n} k={k}", kernel.name(), packer.name());
+                assert_close(&got, &want, tolerance(k), 1e-5, &what);
+            }
+        }
+    }
+}
+
+/// Transposed (strided) views of A, B and C.
+#[test]
+fn gemm_reads_and_writes_transposed_views() {
+    let mut rng = Rng::new(9);
+    for (m, n, k) in [(1, 5, 3), (9, 17, 33), (20, 3, 260), (33, 64, 7)] {
+        // Stored transposed: a_t is (k, m), b_t is (n, k); C is written as (n, m).
+        let a_t = rng.vec(k * m, -1.0, 1.0);
+        let b_t = rng.vec(n * k, -1.0, 1.0);
+        let a: Vec<f32> = (0..m * k).map(|idx| a_t[(idx % k) * m + idx / k]).collect();
+        let b: Vec<f32> = (0..k * n).map(|idx| b_t[(idx % n) * k + idx / n]).collect();
+        let mut want = vec![0.0; m * n];
+        gemm_scalar(m, n, k, &a, k, &b, n, &mut want, n, false);
+        for kernel in supported_kernels() {
+            for par in [Parallelism::Serial, Parallelism::Threads(3)] {
+                let mut c_t = vec![f32::NAN; n * m];
+                kernel.matmul(
+                    par,
+                    Lhs::Matrix(MatRef::row_major(&a_t, k, m).t()),
+                    Rhs::Matrix(MatRef::row_major(&b_t, n, k).t()),
+                    MatMut::row_major(&mut c_t, n, m).t(),
+                    &split_always(false),
+                );
+                let got: Vec<f32> = (0..m * n).map(|idx| c_t[(idx % n) * m + idx / n]).collect();
+                let what = format!("{} transposed m={m} n={n} k={k} {par:?}", kernel.name());
+                assert_close(&got, &want, tolerance(k), 1e-5, &what);
+            }
+        }
+    }
+}
+
+/// Bias and activation in the epilogue equal the product followed by a separate pass.
+#[test]
+fn gemm_epilogue_matches_separate_passes() {
+    let mut rng = Rng::new(10);
+    let activations = [
+        Activation::None,
+        Activation::Relu,
+        Activation::Silu,
+        Activation::Gelu,
+        Activation::Sigmoid,
+    ];
+    for (m, n, k) in [(3, 5, 0), (1, 1, 1), (7, 19, 9), (30, 40, 300), (9, 300, 20)] {
+        let case = GemmCase::new(&mut rng, m, n, k, 1, 0.5);
+        let bias = rng.vec(m, -1.0, 1.0);
+        for accumulate in [false, true] {
+            let mut want = case.expected(accumulate);
+            for (i, row) in want.chunks_mut(case.ldc).enumerate() {
+                row[..n].iter_mut().for_each(|v| *v += bias[i]);
+            }
+            for act in activations {
+                let mut want = want.clone();
+                for row in want.chunks_mut(case.ldc) {
+                    act.apply(&mut row[..n]);
+                }
+                let options = GemmOptions {
+                    bias: Some(&bias),
+                    activation: act,
+                    ..split_always(accumulate)
+                };
+                for kernel in supported_kernels() {
+                    let got = case.run(kernel, Parallelism::Threads(2), Lhs::Matrix(case.a()), &options);
+                    let what = format!("{} {act:?} m={m} n={n} k={k} acc={accumulate}", kernel.name());
+                    assert_close(&got, &want, tolerance(k) * 4.0, 1e-5, &what);
+                }
+            }
+        }
+    }
+}
+
+/// The im2col operand equals packing its materialised column matrix.
+#[test]
+fn gemm_im2col_matches_materialised_columns() {
+    let mut rng = Rng::new(11);
+    // (channels, h, w, kh, kw, stride, padding)
+    let geometries = [
+        (1, 1, 1, 1, 1, 1, 0),
+        (3, 5, 7, 3, 3, 1, 1),
+        (2, 9, 11, 3, 3, 2, 1),
+        (4, 8, 8, 3, 3, 2, 1),
+        (2, 6, 5, 5, 5, 1, 2),
+        (3, 4, 9, 1, 3, 1, 1),
+        (1, 3, 3, 3, 3, 1, 0),
+        (5, 7, 6, 1, 1, 2, 0),
+        (30, 12, 13, 3, 3, 1, 1),
+        (2, 2, 2, 3, 3, 3, 1),
+    ];
+    for (c, h, w, kh, kw, s, p) in geometries {
+        let image = rng.vec(c * h * w, -1.0, 1.0);
+        let columns = Im2Col::new(&image, (c, h, w), (kh, kw), s, p);
+        let (rows, cols) = (columns.rows(), columns.cols());
+        let dense: Vec<f32> = (0..rows * cols).map(|idx| columns.get(idx / cols, idx % cols)).collect();
+        let m = 11;
+        let weight = rng.vec(m * rows, -1.0, 1.0);
+        let mut want = vec![0.0; m * cols];
+        gemm_scalar(m, cols, rows, &weight, rows, &dense, cols, &mut want, cols, false);
+        for kernel in supported_kernels() {
+            for par in [Parallelism::Serial, Parallelism::Threads(3)] {
+                let mut got = vec![f32::NAN; m * cols];
+                kernel.matmul(
+                    par,
+                    Lhs::Matrix(MatRef::row_major(&weight, m, rows)),
+                    Rhs::Im2Col(&columns),
+                    MatMut::row_major(&mut got, m, cols),
+                    &split_always(false),
+                );
+                let what = format!("{} im2col c={c} {h}x{w} k{kh}x{kw} s{s} p{p} {par:?}", kernel.name());
+                assert_close(&got, &want, tolerance(rows), 1e-5, &what);
+            }
+        }
+    }
+}
+
+#[test]
+fn im2col_elements_follow_the_convolution_window() {
+    // One channel 3x3, kernel 3x3, padding 1: column 0 is output (0, 0), whose window
+    // covers input rows/cols -1..=1.
+    let image: Vec<f32> = (1..=9).map(|v| v as f32).collect();
+    let columns = Im2Col::new(&image, (1, 3, 3), (3, 3), 1, 1);
+    assert_eq!(columns.output_size(), (3, 3));
+    let window: Vec<f32> = (0..9).map(|row| columns.get(row, 0)).collect();
+    assert_eq!(window, [0.0, 0.0, 0.0, 0.0, 1.0, 2.0, 0.0, 4.0, 5.0]);
+    let centre: Vec<f32> = (0..9).map(|row| columns.get(row, 4)).collect();
+    assert_eq!(centre, image);
+    // A kernel larger than the padded image has no output.
+    assert_eq!(Im2Col::new(&image, (1, 3, 3), (5, 5), 1, 0).cols(), 0);
+}
+
+/// Splitting never changes the result of a kernel: parts see the same panel boundaries.
+#[test]
+fn gemm_split_is_bit_identical_to_serial() {
+    let mut rng = Rng::new(12);
+    for kernel in supported_kernels() {
+        for (m, n, k) in [(50, 70, 300), (8, 500, 33), (200, 9, 17)] {
+            let case = GemmCase::new(&mut rng, m, n, k, 0, 0.0);
+            let serial = case.run(kernel, Parallelism::Serial, Lhs::Matrix(case.a()), &split_always(false));
+            for parts in [2, 3, 4, 7] {
+                let split = case.run(kernel, Parallelism::Threads(parts), Lhs::Matrix(case.a()), &split_always(false));
+                assert!(serial == split, "{} m={m} n={n} k={k} split {parts}", kernel.name());
             }
         }
     }
@@ -142,26 +385,11 @@ fn every_gemm_kernel_matches_scalar() {
 fn gemm_leaves_padding_untouched() {
     let mut rng = Rng::new(3);
     for kernel in supported_kernels() {
-        for (m, n, k) in [(5, 3, 4), (17, 9, 1), (2, 33, 0), (8, 8, 8)] {
+        for (m, n, k) in [(5, 3, 4), (17, 9, 1), (2, 33, 0), (8, 8, 8), (13, 21, 300)] {
             let case = GemmCase::new(&mut rng, m, n, k, 3, f32::NAN);
-            let GemmCase { lda, ldb, ldc, .. } = case;
-            let mut c = case.c.clone();
-            gemm_with(
-                kernel,
-                Parallelism::Threads(3),
-                m,
-                n,
-                k,
-                &case.a,
-                lda,
-                &case.b,
-                ldb,
-                &mut c,
-                ldc,
-                false,
-            );
+            let c = case.run(kernel, Parallelism::Threads(3), Lhs::Matrix(case.a()), &split_always(false));
             for (idx, &v) in c.iter().enumerate() {
-                let inside = idx % ldc < n;
+                let inside = idx % case.ldc < n;
                 assert_eq!(
                     inside,
                     !v.is_nan(),
@@ -199,6 +427,12 @@ fn gemm_overwrite_ignores_nan_in_c() {
 fn best_gemm_kernel_is_supported() {
     assert!(gemm::best_kernel().is_supported());
     assert_eq!(KERNELS.last().map(|k| k.name()), Some("scalar"));
+    assert_eq!(gemm::kernel_by_name("scalar").map(|k| k.name()), Some("scalar"));
+    assert!(gemm::kernel_by_name("no such kernel").is_none());
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    assert!(gemm::kernel_by_name("simd128").is_some());
+    #[cfg(all(target_arch = "wasm32", target_feature = "relaxed-simd"))]
+    assert_eq!(gemm::best_kernel().name(), "relaxed");
 }
 
 /// erf(x) in f64 from the everywhere-convergent series
@@ -354,4 +588,99 @@ fn softmax_matches_f64_and_is_stable() {
     }
     let mut empty: [f32; 0] = [];
     vecmath::softmax(&mut empty);
+}
+
+/// The vector `exp` against f64 over the whole range it is exact in, and its documented
+/// behaviour at the ends.
+#[test]
+fn vector_exp_is_within_a_few_ulp() {
+    let mut xs = grid(-87.3, 88.3, 200_000);
+    let want: Vec<f64> = xs.iter().map(|&x| (x as f64).exp()).collect();
+    vecmath::exp(&mut xs);
+    for (&got, &want) in xs.iter().zip(&want) {
+        let rel = (got as f64 - want).abs() / want;
+        assert!(rel <= 4e-7, "exp: got {got}, expected {want} (relative error {rel:e})");
+    }
+    let mut ends = [-1000.0, -88.0, 89.0, 1000.0, f32::NEG_INFINITY, f32::INFINITY, f32::NAN, 0.0];
+    vecmath::exp(&mut ends);
+    assert!(ends[..2].iter().all(|&v| v > 0.0 && v < 1.2e-38));
+    assert!(ends[2..4].iter().all(|&v| v.is_finite() && v > 2.3e38));
+    assert!(ends[4] < 1.2e-38 && ends[5] > 2.3e38);
+    assert!(ends[6].is_nan());
+    assert_eq!(ends[7], 1.0);
+}
+
+/// GELU and erf use the scalar twin's rational function in the same order: bit-identical.
+#[test]
+fn vector_gelu_and_erf_equal_scalar_twins() {
+    type SliceFn = fn(&mut [f32]);
+    let pairs: [(&str, SliceFn, SliceFn); 2] = [
+        ("gelu", vecmath::gelu, scalar::gelu),
+        ("erf", vecmath::erf, scalar::erf),
+    ];
+    for (name, vector, twin) in pairs {
+        let input = grid(-10.0, 10.0, 100_003);
+        let mut got = input.clone();
+        vector(&mut got);
+        let mut want = input;
+        twin(&mut want);
+        for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+            assert!(g.to_bits() == w.to_bits() || g == w, "{name} index {i}: {g} vs {w}");
+        }
+    }
+}
+
+/// The SIMD lanes against the portable four-element lanes: the same arithmetic, so the same
+/// bits on finite inputs (on native targets both sides are the portable implementation).
+#[test]
+fn simd_lanes_equal_portable_lanes() {
+    type SliceFn = fn(&mut [f32]);
+    use super::vecmath::portable;
+    let pairs: [(&str, SliceFn, SliceFn); 7] = [
+        ("relu", vecmath::relu, portable::relu),
+        ("silu", vecmath::silu, portable::silu),
+        ("sigmoid", vecmath::sigmoid, portable::sigmoid),
+        ("gelu", vecmath::gelu, portable::gelu),
+        ("exp", vecmath::exp, portable::exp),
+        ("erf", vecmath::erf, portable::erf),
+        ("softmax", vecmath::softmax, portable::softmax),
+    ];
+    let mut rng = Rng::new(13);
+    for (name, simd, plain) in pairs {
+        for len in [1, 3, 4, 5, 64, 1001] {
+            let input = rng.vec(len, -100.0, 100.0);
+            let mut got = input.clone();
+            simd(&mut got);
+            let mut want = input;
+            plain(&mut want);
+            assert!(got == want, "{name} len={len}");
+        }
+    }
+}
+
+#[test]
+fn activations_propagate_nan_and_saturate() {
+    type SliceFn = fn(&mut [f32]);
+    let fns: [(&str, SliceFn); 6] = [
+        ("relu", vecmath::relu),
+        ("silu", vecmath::silu),
+        ("sigmoid", vecmath::sigmoid),
+        ("gelu", vecmath::gelu),
+        ("exp", vecmath::exp),
+        ("erf", vecmath::erf),
+    ];
+    for (name, f) in fns {
+        let mut xs = [f32::NAN, 1.0, f32::NAN];
+        f(&mut xs);
+        assert!(xs[0].is_nan() && xs[2].is_nan() && !xs[1].is_nan(), "{name}: {xs:?}");
+    }
+    let mut xs = [-1e4, -100.0, 100.0, 1e4];
+    vecmath::sigmoid(&mut xs);
+    assert_close(&xs, &[0.0, 0.0, 1.0, 1.0], 1e-30, 0.0, "sigmoid ends");
+    let mut xs = [-1e4, -100.0, 100.0, 1e4];
+    vecmath::silu(&mut xs);
+    assert_close(&xs, &[0.0, 0.0, 100.0, 1e4], 1e-30, 0.0, "silu ends");
+    let mut xs = [-1e4, -100.0, 100.0, 1e4];
+    vecmath::gelu(&mut xs);
+    assert_close(&xs, &[0.0, 0.0, 100.0, 1e4], 0.0, 0.0, "gelu ends");
 }

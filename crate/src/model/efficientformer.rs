@@ -21,7 +21,8 @@ use crate::ops::attention::{gather_attention_bias, multi_head_attention, resampl
 use crate::ops::conv::Conv2d;
 use crate::ops::linear::Linear;
 use crate::ops::norm::{group_norm_1, layer_norm};
-use crate::ops::pool::avg_pool3x3_exclude_pad;
+use crate::ops::mlp::conv_mlp_residual;
+use crate::ops::pool::pool_mixer_residual;
 use crate::ops::Activation;
 use crate::tensor::Tensor;
 
@@ -85,20 +86,8 @@ impl Meta4D {
     }
 
     pub fn forward(&self, x: &mut Tensor, par: Parallelism) -> Result<()> {
-        let (c, h, w) = x.chw("Meta4D")?;
-        let pooled = avg_pool3x3_exclude_pad(x)?;
-        let hw = h * w;
-        for ch in 0..c {
-            let s = self.ls1[ch];
-            let xs = &mut x.data_mut()[ch * hw..(ch + 1) * hw];
-            for (v, p) in xs.iter_mut().zip(&pooled.data()[ch * hw..(ch + 1) * hw]) {
-                *v += s * (p - *v);
-            }
-        }
-        let hidden = self.fc1.forward(x, Activation::Gelu, par)?;
-        let y = self.fc2.forward(&hidden, Activation::None, par)?;
-        x.data_mut().iter_mut().zip(y.data()).for_each(|(a, b)| *a += b);
-        Ok(())
+        pool_mixer_residual(x, &self.ls1, par)?;
+        conv_mlp_residual(x, &self.fc1, &self.fc2, Activation::Gelu, par)
     }
 
     pub fn macs(&self, h: usize, w: usize) -> u64 {

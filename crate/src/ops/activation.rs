@@ -1,33 +1,7 @@
-//! Pointwise activations applied in place after a convolution or linear layer.
+//! Pointwise activations applied after a convolution or linear layer. The type lives with
+//! the vector maths so GEMM can fuse it into its epilogue; ops use it from here.
 
-use crate::kernels::vecmath;
-
-/// The activation fused at the end of an op.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum Activation {
-    /// Identity.
-    #[default]
-    None,
-    Relu,
-    /// `x * sigmoid(x)`, the YOLOv5 activation.
-    Silu,
-    /// Exact (erf) GELU, the EfficientFormer activation.
-    Gelu,
-    Sigmoid,
-}
-
-impl Activation {
-    /// Applies the activation to every element of `xs` in place.
-    pub fn apply(self, xs: &mut [f32]) {
-        match self {
-            Activation::None => {}
-            Activation::Relu => vecmath::relu(xs),
-            Activation::Silu => vecmath::silu(xs),
-            Activation::Gelu => vecmath::gelu(xs),
-            Activation::Sigmoid => vecmath::sigmoid(xs),
-        }
-    }
-}
+pub use crate::kernels::vecmath::Activation;
 
 #[cfg(test)]
 mod tests {

@@ -8,18 +8,26 @@
 //! `|dy| * Wg + |dx|` between two token positions (for a square R x R grid this is the
 //! published `|dy| * R + |dx|`).
 
+use std::cell::Cell;
+
 use crate::error::{Error, Result};
-use crate::kernels::gemm::gemm;
-use crate::kernels::{transpose, vecmath, Parallelism};
+use crate::kernels::gemm::{self, GemmOptions, Lhs, MatMut, MatRef, Rhs};
+use crate::kernels::parallel::for_each_chunk_mut;
+use crate::kernels::{vecmath, Parallelism};
 use crate::tensor::Tensor;
+
+thread_local! {
+    /// Per-thread (N, N) score matrix, reused across heads and calls.
+    static SCORES: Cell<Vec<f32>> = const { Cell::new(Vec::new()) };
+}
 
 /// Attention over N tokens: `out[n, h * val_dim + d] =
 /// sum_m softmax_m(scale * q_h[n] . k_h[m] + bias[h, n, m]) * v_h[m, d]`.
 ///
 /// `qkv` is (N, heads * (2 * key_dim + val_dim)) in the per-head interleaved layout, `bias`
 /// is (heads, N, N) already gathered from the table (see [`gather_attention_bias`]). Returns
-/// (N, heads * val_dim). Both products run on GEMM reading `q` and `v` in place; only `k` is
-/// copied (transposed).
+/// (N, heads * val_dim). Both products run on GEMM reading `q`, `k^T` and `v` in place through
+/// strided views; with [`Parallelism::Threads`], heads are shared out between threads.
 pub fn multi_head_attention(
     qkv: &Tensor,
     heads: usize,
@@ -51,39 +59,60 @@ pub fn multi_head_attention(
     }
     let out_width = heads * val_dim;
     let mut out = vec![0.0; n * out_width];
-    if n == 0 {
-        return Tensor::new(&[0, out_width], out);
+    if n == 0 || val_dim == 0 {
+        return Tensor::new(&[n, out_width], out);
     }
 
+    // Heads are independent: threads take whole heads, each writing its (N, val_dim) result
+    // to its own block of a head-major buffer, interleaved into the output afterwards.
+    let work = (heads * n * n * (key_dim + val_dim)) as u64;
+    let parts = par
+        .max_parts()
+        .min(heads)
+        .min((work / gemm::DEFAULT_MIN_MACS_PER_PART).max(1) as usize);
+    let inner_par = if parts > 1 { Parallelism::Serial } else { par };
+    let heads_per_part = heads.div_ceil(parts);
+    let head_len = n * val_dim;
+    let mut per_head = vec![0.0; heads * head_len];
     let data = qkv.data();
-    let mut k_t = vec![0.0; key_dim * n];
-    let mut scores = vec![0.0; n * n];
-    for (h, head_bias) in bias.chunks_exact(n * n).enumerate() {
-        let q = &data[h * head_width..];
-        let k = &data[h * head_width + key_dim..];
-        let v = &data[h * head_width + 2 * key_dim..];
-
-        transpose(n, key_dim, k, width, &mut k_t, n);
-        gemm(par, n, n, key_dim, q, width, &k_t, n, &mut scores, n, false);
-        for (row, bias_row) in scores.chunks_exact_mut(n).zip(head_bias.chunks_exact(n)) {
-            for (s, &b) in row.iter_mut().zip(bias_row) {
-                *s = *s * scale + b;
+    for_each_chunk_mut(&mut per_head, heads_per_part * head_len, |part, block| {
+        let mut scores = SCORES.with(Cell::take);
+        scores.resize(n * n, 0.0);
+        for (i, head_out) in block.chunks_exact_mut(head_len).enumerate() {
+            let h = part * heads_per_part + i;
+            let head = &data[h * head_width..];
+            // q (N, key_dim), k^T (key_dim, N) and v (N, val_dim), all read in place.
+            let q = MatRef::new(head, n, key_dim, width, 1);
+            let k_t = MatRef::new(&head[key_dim..], n, key_dim, width, 1).t();
+            let v = MatRef::new(&head[2 * key_dim..], n, val_dim, width, 1);
+            gemm::matmul(
+                inner_par,
+                Lhs::Matrix(q),
+                Rhs::Matrix(k_t),
+                MatMut::row_major(&mut scores, n, n),
+                &GemmOptions::default(),
+            );
+            let head_bias = &bias[h * n * n..(h + 1) * n * n];
+            for (row, bias_row) in scores.chunks_exact_mut(n).zip(head_bias.chunks_exact(n)) {
+                for (s, &b) in row.iter_mut().zip(bias_row) {
+                    *s = *s * scale + b;
+                }
+                vecmath::softmax(row);
             }
-            vecmath::softmax(row);
+            gemm::matmul(
+                inner_par,
+                Lhs::Matrix(MatRef::row_major(&scores, n, n)),
+                Rhs::Matrix(v),
+                MatMut::row_major(head_out, n, val_dim),
+                &GemmOptions::default(),
+            );
         }
-        gemm(
-            par,
-            n,
-            val_dim,
-            n,
-            &scores,
-            n,
-            v,
-            width,
-            &mut out[h * val_dim..],
-            out_width,
-            false,
-        );
+        SCORES.with(|cell| cell.set(scores));
+    });
+    for (h, head_out) in per_head.chunks_exact(head_len).enumerate() {
+        for (row, src) in out.chunks_exact_mut(out_width).zip(head_out.chunks_exact(val_dim)) {
+            row[h * val_dim..(h + 1) * val_dim].copy_from_slice(src);
+        }
     }
     Tensor::new(&[n, out_width], out)
 }
@@ -251,13 +280,16 @@ mod tests {
             (10, 3, 5, 7),
             (17, 8, 32, 128),
             (4, 2, 0, 3),
+            // Large enough to be split over heads.
+            (64, 4, 16, 32),
+            (50, 3, 32, 128),
         ] {
             let width = heads * (2 * kd + vd);
             let qkv = rng.vec(n * width, -1.5, 1.5);
             let bias = rng.vec(heads * n * n, -1.0, 1.0);
             let scale = (kd.max(1) as f32).powf(-0.5);
             let input = Tensor::new(&[n, width], qkv.clone()).unwrap();
-            for par in [Parallelism::Serial, Parallelism::Threads(2)] {
+            for par in [Parallelism::Serial, Parallelism::Threads(2), Parallelism::Threads(3)] {
                 let y = multi_head_attention(&input, heads, kd, vd, &bias, scale, par).unwrap();
                 assert_eq!(y.shape(), &[n, heads * vd]);
                 let want = attention_direct(&qkv, n, heads, kd, vd, &bias, scale);

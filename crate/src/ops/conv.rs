@@ -1,30 +1,39 @@
 //! 2-D convolution (batch 1, no groups) with bias, BatchNorm folding and a fused activation.
 //!
-//! A 1x1 stride-1 unpadded convolution is one GEMM: weight (O, I) times the input viewed as
-//! (I, H*W). Any other kernel is lowered with im2col to weight (O, I*kh*kw) times columns
-//! (I*kh*kw, Ho*Wo). Output size per axis is `(H + 2p - k) / s + 1`, as in PyTorch.
+//! Both forms run on the packed GEMM of [`crate::kernels::gemm`], with the weight
+//! (O, I*kh*kw) packed once when the layer is built:
+//!
+//! - a 1x1, stride-1, unpadded convolution is one GEMM with the input read in place as its
+//!   (I, H*W) matrix;
+//! - any other kernel multiplies the weight by the column matrix (I*kh*kw, Ho*Wo), which
+//!   [`Im2Col`] writes block by block straight into the GEMM's packed panels, so the full
+//!   column matrix never exists.
+//!
+//! The bias and the activation are applied by the GEMM to each output tile while it is still
+//! in cache. Output size per axis is `(H + 2p - k) / s + 1`, as in PyTorch.
 
 use crate::error::{Error, Result};
-use crate::kernels::gemm::gemm;
+use crate::kernels::gemm::{self, GemmOptions, Im2Col, Lhs, MatMut, MatRef, PackedA, Rhs};
 use crate::kernels::Parallelism;
 use crate::ops::Activation;
 use crate::tensor::Tensor;
 
 /// A convolution layer: PyTorch's `nn.Conv2d` with `groups = 1`, one stride for both axes and
-/// symmetric padding. The fields are public so a loader can fold extra per-channel scales into them;
-/// [`Conv2d::forward`] re-checks their consistency.
+/// symmetric padding. The weight is kept only in packed form; BatchNorm and per-channel
+/// scales are folded in through [`Conv2d::fold_batch_norm`] and
+/// [`Conv2d::scale_output_channels`].
 #[derive(Clone, Debug, PartialEq)]
 pub struct Conv2d {
-    pub out_channels: usize,
-    pub in_channels: usize,
-    pub kernel_h: usize,
-    pub kernel_w: usize,
-    pub stride: usize,
-    pub padding: usize,
-    /// (out_channels, in_channels * kernel_h * kernel_w): PyTorch's (O, I, kh, kw), row-major.
-    pub weight: Vec<f32>,
+    out_channels: usize,
+    in_channels: usize,
+    kernel_h: usize,
+    kernel_w: usize,
+    stride: usize,
+    padding: usize,
+    /// (out_channels, in_channels * kernel_h * kernel_w), packed for the best GEMM kernel.
+    weight: PackedA,
     /// (out_channels); zeros when the layer has no bias.
-    pub bias: Vec<f32>,
+    bias: Vec<f32>,
 }
 
 impl Conv2d {
@@ -42,49 +51,70 @@ impl Conv2d {
                 "conv2d weight shape {weight_shape:?} has a zero dimension"
             )));
         }
+        let expected: usize = weight_shape.iter().product();
+        if weight.len() != expected {
+            return Err(Error::Shape(format!(
+                "conv2d weight {weight_shape:?} needs {expected} values, got {}",
+                weight.len()
+            )));
+        }
         let bias = bias.unwrap_or_else(|| vec![0.0; out_channels]);
-        let conv = Conv2d {
+        if bias.len() != out_channels {
+            return Err(Error::Shape(format!(
+                "conv2d bias needs {out_channels} values, got {}",
+                bias.len()
+            )));
+        }
+        if stride == 0 {
+            return Err(Error::InvalidInput(
+                "conv2d stride must be at least 1".into(),
+            ));
+        }
+        Ok(Conv2d {
             out_channels,
             in_channels,
             kernel_h,
             kernel_w,
             stride,
             padding,
-            weight,
+            weight: pack_weight(&weight, out_channels),
             bias,
-        };
-        conv.check()?;
-        Ok(conv)
+        })
     }
 
-    /// Checks that the weight and bias lengths fit the declared shape and the stride is usable.
-    fn check(&self) -> Result<()> {
-        let shape = [
-            self.out_channels,
-            self.in_channels,
-            self.kernel_h,
-            self.kernel_w,
-        ];
-        let expected: usize = shape.iter().product();
-        if self.weight.len() != expected {
-            return Err(Error::Shape(format!(
-                "conv2d weight {shape:?} needs {expected} values, got {}",
-                self.weight.len()
-            )));
-        }
-        if self.bias.len() != self.out_channels {
-            return Err(Error::Shape(format!(
-                "conv2d bias needs {} values, got {}",
-                self.out_channels,
-                self.bias.len()
-            )));
-        }
-        if self.stride == 0 {
-            return Err(Error::InvalidInput(
-                "conv2d stride must be at least 1".into(),
-            ));
-        }
-        Ok(())
+    pub fn out_channels(&self) -> usize {
+        self.out_channels
+    }
+
+    pub fn in_channels(&self) -> usize {
+        self.in_channels
+    }
+
+    /// (kernel_h, kernel_w).
+    pub fn kernel_size(&self) -> (usize, usize) {
+        (self.kernel_h, self.kernel_w)
+    }
+
+    pub fn stride(&self) -> usize {
+        self.stride
+    }
+
+    pub fn padding(&self) -> usize {
+        self.padding
+    }
+
+    /// The weight in PyTorch's (O, I, kh, kw) order (unpacked copy).
+    pub fn weight(&self) -> Vec<f32> {
+        self.weight.unpack()
+    }
+
+    /// The weight as packed for GEMM, (O, I*kh*kw).
+    pub(crate) fn packed_weight(&self) -> &PackedA {
+        &self.weight
+    }
+
+    pub fn bias(&self) -> &[f32] {
+        &self.bias
     }
 
     /// Folds an inference-mode BatchNorm that follows this convolution into its weight and
@@ -113,7 +143,6 @@ impl Conv2d {
                 )));
             }
         }
-        self.check()?;
         let mut factors = Vec::with_capacity(o);
         for (c, (&g, &v)) in gamma.iter().zip(running_var).enumerate() {
             let denom = v as f64 + eps as f64;
@@ -124,8 +153,9 @@ impl Conv2d {
             }
             factors.push(g as f64 / denom.sqrt());
         }
-        let per_channel = self.weight.len() / o;
-        for (c, w_row) in self.weight.chunks_exact_mut(per_channel).enumerate() {
+        let mut weight = self.weight.unpack();
+        let per_channel = weight.len() / o;
+        for (c, w_row) in weight.chunks_exact_mut(per_channel).enumerate() {
             let factor = factors[c];
             for w in w_row {
                 *w = (*w as f64 * factor) as f32;
@@ -133,6 +163,31 @@ impl Conv2d {
             let shifted = self.bias[c] as f64 - running_mean[c] as f64;
             self.bias[c] = (shifted * factor + beta[c] as f64) as f32;
         }
+        self.weight = pack_weight(&weight, o);
+        Ok(())
+    }
+
+    /// Multiplies output channel `o`'s weights and bias by `scale[o]` (in f32): folds a
+    /// per-channel scale that follows the layer, such as a LayerScale.
+    pub fn scale_output_channels(&mut self, scale: &[f32]) -> Result<()> {
+        if scale.len() != self.out_channels {
+            return Err(Error::Shape(format!(
+                "conv2d output scale needs {} values, got {}",
+                self.out_channels,
+                scale.len()
+            )));
+        }
+        let mut weight = self.weight.unpack();
+        let per_channel = weight.len() / self.out_channels;
+        for ((w_row, b), &s) in weight
+            .chunks_exact_mut(per_channel)
+            .zip(&mut self.bias)
+            .zip(scale)
+        {
+            w_row.iter_mut().for_each(|w| *w *= s);
+            *b *= s;
+        }
+        self.weight = pack_weight(&weight, self.out_channels);
         Ok(())
     }
 
@@ -141,7 +196,7 @@ impl Conv2d {
     pub fn output_size(&self, h: usize, w: usize) -> (usize, usize) {
         let axis = |len: usize, k: usize| {
             let padded = len + 2 * self.padding;
-            if padded < k || self.stride == 0 {
+            if padded < k {
                 0
             } else {
                 (padded - k) / self.stride + 1
@@ -157,13 +212,13 @@ impl Conv2d {
             * (ho * wo) as u64
     }
 
-    fn is_pointwise(&self) -> bool {
+    /// Whether the layer is a plain matrix product over channels (1x1, stride 1, no padding).
+    pub fn is_pointwise(&self) -> bool {
         self.kernel_h == 1 && self.kernel_w == 1 && self.stride == 1 && self.padding == 0
     }
 
-    /// Convolves a (C, H, W) input, adds the bias and applies `act`; returns (O, Ho, Wo).
-    pub fn forward(&self, x: &Tensor, act: Activation, par: Parallelism) -> Result<Tensor> {
-        self.check()?;
+    /// Checks a (C, H, W) input and returns (C, H, W, Ho, Wo).
+    fn check_input(&self, x: &Tensor) -> Result<(usize, usize, usize, usize, usize)> {
         let (c, h, w) = x.chw("conv2d")?;
         if c != self.in_channels {
             return Err(Error::Shape(format!(
@@ -178,57 +233,50 @@ impl Conv2d {
                 self.kernel_h, self.kernel_w, self.padding
             )));
         }
+        Ok((c, h, w, ho, wo))
+    }
 
+    /// Convolves a (C, H, W) input, adds the bias and applies `act`; returns (O, Ho, Wo).
+    pub fn forward(&self, x: &Tensor, act: Activation, par: Parallelism) -> Result<Tensor> {
+        let (c, h, w, ho, wo) = self.check_input(x)?;
         let pixels = ho * wo;
-        let mut out = Vec::with_capacity(self.out_channels * pixels);
-        for &b in &self.bias {
-            out.extend(std::iter::repeat_n(b, pixels));
-        }
-        // A pointwise convolution reads the input as its (I, H*W) column matrix directly.
-        let cols = (!self.is_pointwise()).then(|| self.im2col(x.data(), h, w, ho, wo));
-        let cols = cols.as_deref().unwrap_or(x.data());
-        let depth = self.in_channels * self.kernel_h * self.kernel_w;
-        gemm(
+        let mut out = vec![0.0; self.out_channels * pixels];
+        let options = GemmOptions {
+            bias: Some(&self.bias),
+            activation: act,
+            ..GemmOptions::default()
+        };
+        let columns;
+        let rhs = if self.is_pointwise() {
+            Rhs::Matrix(MatRef::row_major(x.data(), c, h * w))
+        } else {
+            columns = Im2Col::new(
+                x.data(),
+                (c, h, w),
+                (self.kernel_h, self.kernel_w),
+                self.stride,
+                self.padding,
+            );
+            Rhs::Im2Col(&columns)
+        };
+        gemm::matmul(
             par,
-            self.out_channels,
-            pixels,
-            depth,
-            &self.weight,
-            depth,
-            cols,
-            pixels,
-            &mut out,
-            pixels,
-            true,
+            Lhs::Packed(&self.weight),
+            rhs,
+            MatMut::row_major(&mut out, self.out_channels, pixels),
+            &options,
         );
-        act.apply(&mut out);
         Tensor::new(&[self.out_channels, ho, wo], out)
     }
+}
 
-    /// Unfolds the input into (I * kh * kw, Ho * Wo) columns; row `(c * kh + ky) * kw + kx`
-    /// holds input channel `c` shifted by `(ky, kx)`, with zeros where the window hangs over
-    /// the padding.
-    fn im2col(&self, x: &[f32], h: usize, w: usize, ho: usize, wo: usize) -> Vec<f32> {
-        let (kh, kw, s, p) = (self.kernel_h, self.kernel_w, self.stride, self.padding);
-        let pixels = ho * wo;
-        let mut cols = vec![0.0; self.in_channels * kh * kw * pixels];
-        for (row, dst) in cols.chunks_exact_mut(pixels).enumerate() {
-            let (c, ky, kx) = (row / (kh * kw), (row / kw) % kh, row % kw);
-            let plane = &x[c * h * w..(c + 1) * h * w];
-            for (oy, dst_row) in dst.chunks_exact_mut(wo).enumerate() {
-                let Some(iy) = (oy * s + ky).checked_sub(p).filter(|&iy| iy < h) else {
-                    continue;
-                };
-                let src_row = &plane[iy * w..(iy + 1) * w];
-                for (ox, d) in dst_row.iter_mut().enumerate() {
-                    if let Some(ix) = (ox * s + kx).checked_sub(p).filter(|&ix| ix < w) {
-                        *d = src_row[ix];
-                    }
-                }
-            }
-        }
-        cols
-    }
+/// Packs an (O, K) row-major weight for the best kernel of this machine.
+fn pack_weight(weight: &[f32], out_channels: usize) -> PackedA {
+    let depth = weight.len() / out_channels;
+    PackedA::new(
+        gemm::best_kernel(),
+        MatRef::row_major(weight, out_channels, depth),
+    )
 }
 
 #[cfg(test)]
@@ -239,22 +287,23 @@ mod tests {
     /// Direct seven-loop convolution, accumulated in f64.
     fn conv_direct(conv: &Conv2d, x: &[f32], h: usize, w: usize) -> Vec<f32> {
         let (ho, wo) = conv.output_size(h, w);
-        let (kh, kw) = (conv.kernel_h, conv.kernel_w);
-        let mut out = vec![0.0; conv.out_channels * ho * wo];
-        for o in 0..conv.out_channels {
+        let (kh, kw) = conv.kernel_size();
+        let (weight, bias) = (conv.weight(), conv.bias());
+        let (stride, padding) = (conv.stride(), conv.padding());
+        let mut out = vec![0.0; conv.out_channels() * ho * wo];
+        for o in 0..conv.out_channels() {
             for oy in 0..ho {
                 for ox in 0..wo {
-                    let mut sum = conv.bias[o] as f64;
-                    for c in 0..conv.in_channels {
+                    let mut sum = bias[o] as f64;
+                    for c in 0..conv.in_channels() {
                         for ky in 0..kh {
                             for kx in 0..kw {
-                                let iy = (oy * conv.stride + ky) as isize - conv.padding as isize;
-                                let ix = (ox * conv.stride + kx) as isize - conv.padding as isize;
+                                let iy = (oy * stride + ky) as isize - padding as isize;
+                                let ix = (ox * stride + kx) as isize - padding as isize;
                                 if iy < 0 || ix < 0 || iy >= h as isize || ix >= w as isize {
                                     continue;
                                 }
-                                let wv =
-                                    conv.weight[((o * conv.in_channels + c) * kh + ky) * kw + kx];
+                                let wv = weight[((o * conv.in_channels() + c) * kh + ky) * kw + kx];
                                 let xv = x[(c * h + iy as usize) * w + ix as usize];
                                 sum += wv as f64 * xv as f64;
                             }
@@ -363,7 +412,7 @@ mod tests {
     #[test]
     fn bias_defaults_to_zero_and_macs_count() {
         let conv = Conv2d::new([2, 3, 3, 3], vec![0.5; 54], None, 2, 1).unwrap();
-        assert_eq!(conv.bias, vec![0.0, 0.0]);
+        assert_eq!(conv.bias(), &[0.0, 0.0]);
         assert_eq!(conv.output_size(9, 10), (5, 5));
         assert_eq!(conv.output_size(1, 1), (1, 1));
         assert_eq!(conv.macs(9, 10), 2 * 27 * 25);
@@ -417,11 +466,8 @@ mod tests {
             conv.fold_batch_norm(&ones, &ones, &ones, &[-1.0, 1.0], 1e-5),
             Err(Error::InvalidInput(_))
         ));
-
-        conv.weight.pop();
-        let x = Tensor::zeros(&[3, 5, 5]);
         assert!(matches!(
-            conv.forward(&x, Activation::None, Parallelism::Serial),
+            conv.scale_output_channels(&[1.0; 3]),
             Err(Error::Shape(_))
         ));
     }

@@ -1,27 +1,26 @@
 //! Fully connected layer on token sequences: PyTorch's `nn.Linear` applied to each row of an
 //! (N, in) tensor.
 //!
-//! The weight stays in PyTorch's (out, in) layout, so the product is computed as
-//! `y^T = W · x^T`: the input is transposed to (in, N), one GEMM writes (out, N) on top of the
-//! broadcast bias, and the result is transposed back. The two transposes cost O(N * C) next
-//! to the O(N * in * out) GEMM.
+//! The weight stays in PyTorch's (out, in) orientation and is packed once for GEMM, so the
+//! product is computed as `y^T = W · x^T + b`: `x^T` and `y^T` are the input and output read
+//! and written in place through transposed (strided) views, with no copies. The bias (one per
+//! row of `y^T`) and the activation are applied by the GEMM epilogue.
 
 use crate::error::{Error, Result};
-use crate::kernels::gemm::gemm;
-use crate::kernels::{transpose, Parallelism};
+use crate::kernels::gemm::{self, GemmOptions, Lhs, MatMut, MatRef, PackedA, Rhs};
+use crate::kernels::Parallelism;
 use crate::ops::Activation;
 use crate::tensor::Tensor;
 
-/// A linear layer `y = x W^T + b`. The fields are public so a loader can fold per-output
-/// scales into them; [`Linear::forward`] re-checks their consistency.
+/// A linear layer `y = x W^T + b`, with `W` kept packed for GEMM.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Linear {
-    pub in_features: usize,
-    pub out_features: usize,
-    /// (out_features, in_features), row-major, as in PyTorch.
-    pub weight: Vec<f32>,
+    in_features: usize,
+    out_features: usize,
+    /// (out_features, in_features), packed for the best GEMM kernel.
+    weight: PackedA,
     /// (out_features); zeros when the layer has no bias.
-    pub bias: Vec<f32>,
+    bias: Vec<f32>,
 }
 
 impl Linear {
@@ -32,35 +31,47 @@ impl Linear {
         weight: Vec<f32>,
         bias: Option<Vec<f32>>,
     ) -> Result<Self> {
+        let expected = out_features * in_features;
+        if weight.len() != expected {
+            return Err(Error::Shape(format!(
+                "linear weight ({out_features}, {in_features}) needs {expected} values, got {}",
+                weight.len()
+            )));
+        }
         let bias = bias.unwrap_or_else(|| vec![0.0; out_features]);
-        let linear = Linear {
+        if bias.len() != out_features {
+            return Err(Error::Shape(format!(
+                "linear bias needs {out_features} values, got {}",
+                bias.len()
+            )));
+        }
+        let weight = PackedA::new(
+            gemm::best_kernel(),
+            MatRef::row_major(&weight, out_features, in_features),
+        );
+        Ok(Linear {
             in_features,
             out_features,
             weight,
             bias,
-        };
-        linear.check()?;
-        Ok(linear)
+        })
     }
 
-    fn check(&self) -> Result<()> {
-        let expected = self.out_features * self.in_features;
-        if self.weight.len() != expected {
-            return Err(Error::Shape(format!(
-                "linear weight ({}, {}) needs {expected} values, got {}",
-                self.out_features,
-                self.in_features,
-                self.weight.len()
-            )));
-        }
-        if self.bias.len() != self.out_features {
-            return Err(Error::Shape(format!(
-                "linear bias needs {} values, got {}",
-                self.out_features,
-                self.bias.len()
-            )));
-        }
-        Ok(())
+    pub fn in_features(&self) -> usize {
+        self.in_features
+    }
+
+    pub fn out_features(&self) -> usize {
+        self.out_features
+    }
+
+    /// The (out, in) weight (unpacked copy).
+    pub fn weight(&self) -> Vec<f32> {
+        self.weight.unpack()
+    }
+
+    pub fn bias(&self) -> &[f32] {
+        &self.bias
     }
 
     /// Multiply-accumulates for `n` tokens.
@@ -70,7 +81,6 @@ impl Linear {
 
     /// Maps (N, in_features) to (N, out_features) and applies `act`.
     pub fn forward(&self, x: &Tensor, act: Activation, par: Parallelism) -> Result<Tensor> {
-        self.check()?;
         let (n, c) = x.tokens("linear")?;
         if c != self.in_features {
             return Err(Error::Shape(format!(
@@ -79,30 +89,19 @@ impl Linear {
             )));
         }
         let (fin, fout) = (self.in_features, self.out_features);
-        let mut x_t = vec![0.0; fin * n];
-        transpose(n, fin, x.data(), fin, &mut x_t, n);
-
-        let mut y_t = Vec::with_capacity(fout * n);
-        for &b in &self.bias {
-            y_t.extend(std::iter::repeat_n(b, n));
-        }
-        gemm(
-            par,
-            fout,
-            n,
-            fin,
-            &self.weight,
-            fin,
-            &x_t,
-            n,
-            &mut y_t,
-            n,
-            true,
-        );
-
         let mut y = vec![0.0; n * fout];
-        transpose(fout, n, &y_t, n, &mut y, fout);
-        act.apply(&mut y);
+        let options = GemmOptions {
+            bias: Some(&self.bias),
+            activation: act,
+            ..GemmOptions::default()
+        };
+        gemm::matmul(
+            par,
+            Lhs::Packed(&self.weight),
+            Rhs::Matrix(MatRef::row_major(x.data(), n, fin).t()),
+            MatMut::row_major(&mut y, n, fout).t(),
+            &options,
+        );
         Tensor::new(&[n, fout], y)
     }
 }
@@ -113,14 +112,15 @@ mod tests {
     use crate::kernels::testing::{assert_close, Rng};
 
     fn linear_direct(l: &Linear, x: &[f32], n: usize) -> Vec<f32> {
-        let mut y = vec![0.0; n * l.out_features];
+        let (fin, fout, weight) = (l.in_features(), l.out_features(), l.weight());
+        let mut y = vec![0.0; n * fout];
         for t in 0..n {
-            for o in 0..l.out_features {
-                let mut sum = l.bias[o] as f64;
-                for i in 0..l.in_features {
-                    sum += l.weight[o * l.in_features + i] as f64 * x[t * l.in_features + i] as f64;
+            for o in 0..fout {
+                let mut sum = l.bias()[o] as f64;
+                for i in 0..fin {
+                    sum += weight[o * fin + i] as f64 * x[t * fin + i] as f64;
                 }
-                y[t * l.out_features + o] = sum as f32;
+                y[t * fout + o] = sum as f32;
             }
         }
         y

@@ -28,6 +28,7 @@ pub mod attention;
 pub mod concat;
 pub mod conv;
 pub mod linear;
+pub mod mlp;
 pub mod norm;
 pub mod pool;
 pub mod resize;

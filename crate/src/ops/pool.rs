@@ -1,8 +1,59 @@
 //! Spatial pooling on (C, H, W) feature maps: the EfficientFormer pooling mixer (3x3 average
 //! that ignores padding) and the YOLOv5 SPPF max pool.
+//!
+//! The 3x3 window sum is separable: each output adds three sums of three neighbours along a
+//! row, so a plane costs two passes of two additions per pixel instead of eight, and both
+//! passes are straight loops the compiler vectorises. The additions happen in the same order
+//! as the direct window sum (row by row, left to right), so both give the same bits.
+
+use std::cell::Cell;
 
 use crate::error::{Error, Result};
+use crate::kernels::parallel::for_each_chunk_mut;
+use crate::kernels::Parallelism;
 use crate::tensor::Tensor;
+
+thread_local! {
+    /// Per-thread row sums of one plane, reused across calls.
+    static ROW_SUMS: Cell<Vec<f32>> = const { Cell::new(Vec::new()) };
+}
+
+/// Planes smaller than this many pixels in total are not worth splitting over threads.
+const MIN_PIXELS_PER_PART: usize = 1 << 14;
+
+/// Writes the sums of each pixel's in-bounds horizontal neighbours (x - 1, x, x + 1) of an
+/// `h x w` plane into `sums`, adding left to right.
+fn row_sums(plane: &[f32], w: usize, sums: &mut [f32]) {
+    for (src, dst) in plane.chunks_exact(w).zip(sums.chunks_exact_mut(w)) {
+        if w == 1 {
+            dst[0] = src[0];
+            continue;
+        }
+        dst[0] = src[0] + src[1];
+        for x in 1..w - 1 {
+            dst[x] = src[x - 1] + src[x] + src[x + 1];
+        }
+        dst[w - 1] = src[w - 2] + src[w - 1];
+    }
+}
+
+/// The 3x3 mean excluding padding at every pixel of a plane, from its row sums: calls
+/// `emit(index, mean)` in raster order.
+fn window_means(sums: &[f32], h: usize, w: usize, mut emit: impl FnMut(usize, f32)) {
+    for oy in 0..h {
+        let rows = oy.saturating_sub(1)..(oy + 2).min(h);
+        let (first, count_y) = (rows.start, rows.len());
+        let row = |r: usize| &sums[(first + r) * w..(first + r + 1) * w];
+        let column_count = |ox: usize| if w == 1 { 1 } else if ox == 0 || ox == w - 1 { 2 } else { 3 };
+        for ox in 0..w {
+            let mut sum = row(0)[ox];
+            for r in 1..count_y {
+                sum += row(r)[ox];
+            }
+            emit(oy * w + ox, sum / (count_y * column_count(ox)) as f32);
+        }
+    }
+}
 
 /// 3x3 average pool, stride 1, padding 1, `count_include_pad=False`: each output is the mean
 /// of the in-bounds pixels of its window (4 at a corner, 6 on an edge, 9 inside), so the
@@ -14,26 +65,51 @@ pub fn avg_pool3x3_exclude_pad(x: &Tensor) -> Result<Tensor> {
     if plane_len == 0 {
         return Tensor::new(&[c, h, w], out);
     }
+    let mut sums = vec![0.0; plane_len];
     for (src, dst) in x
         .data()
         .chunks_exact(plane_len)
         .zip(out.chunks_exact_mut(plane_len))
     {
-        for oy in 0..h {
-            let rows = oy.saturating_sub(1)..(oy + 2).min(h);
-            for ox in 0..w {
-                let cols = ox.saturating_sub(1)..(ox + 2).min(w);
-                let mut sum = 0.0;
-                for iy in rows.clone() {
-                    sum += src[iy * w + cols.start..iy * w + cols.end]
-                        .iter()
-                        .sum::<f32>();
-                }
-                dst[oy * w + ox] = sum / (rows.len() * cols.len()) as f32;
-            }
-        }
+        row_sums(src, w, &mut sums);
+        window_means(&sums, h, w, |i, mean| dst[i] = mean);
     }
     Tensor::new(&[c, h, w], out)
+}
+
+/// The EfficientFormer pooling token mixer with its residual and LayerScale, in place:
+/// `x[c] += scale[c] * (avg_pool3x3_exclude_pad(x)[c] - x[c])`. Channels are independent, so
+/// threads take whole planes.
+pub fn pool_mixer_residual(x: &mut Tensor, scale: &[f32], par: Parallelism) -> Result<()> {
+    let (c, h, w) = x.chw("pool_mixer_residual")?;
+    if scale.len() != c {
+        return Err(Error::Shape(format!(
+            "pool_mixer_residual needs one scale per channel ({c}), got {}",
+            scale.len()
+        )));
+    }
+    let plane_len = h * w;
+    if plane_len == 0 || c == 0 {
+        return Ok(());
+    }
+    let parts = par
+        .max_parts()
+        .min((c * plane_len / MIN_PIXELS_PER_PART).max(1));
+    let planes_per_part = c.div_ceil(parts);
+    for_each_chunk_mut(x.data_mut(), planes_per_part * plane_len, |part, planes| {
+        let mut sums = ROW_SUMS.with(Cell::take);
+        sums.resize(plane_len, 0.0);
+        for (i, plane) in planes.chunks_exact_mut(plane_len).enumerate() {
+            let s = scale[part * planes_per_part + i];
+            row_sums(plane, w, &mut sums);
+            window_means(&sums, h, w, |i, mean| {
+                let v = &mut plane[i];
+                *v += s * (mean - *v);
+            });
+        }
+        ROW_SUMS.with(|cell| cell.set(sums));
+    });
+    Ok(())
 }
 
 /// Max pool with a square `kernel`, `stride` and symmetric padding `pad`, padding with
@@ -122,6 +198,31 @@ mod tests {
                 &format!("avg pool {c}x{h}x{w}"),
             );
         }
+    }
+
+    #[test]
+    fn pool_mixer_equals_separate_steps() {
+        let mut rng = Rng::new(32);
+        for (c, h, w) in [(1, 1, 1), (2, 1, 5), (3, 4, 1), (5, 7, 9), (48, 20, 20)] {
+            let x = Tensor::new(&[c, h, w], rng.vec(c * h * w, -3.0, 3.0)).unwrap();
+            let scale = rng.vec(c, -1.0, 1.0);
+            let pooled = avg_pool3x3_exclude_pad(&x).unwrap();
+            let mut want = x.clone();
+            let plane = h * w;
+            for (i, v) in want.data_mut().iter_mut().enumerate() {
+                *v += scale[i / plane] * (pooled.data()[i] - *v);
+            }
+            for par in [Parallelism::Serial, Parallelism::Threads(4)] {
+                let mut got = x.clone();
+                pool_mixer_residual(&mut got, &scale, par).unwrap();
+                assert!(got == want, "{c}x{h}x{w} {par:?}");
+            }
+        }
+        let mut x = Tensor::zeros(&[2, 3, 3]);
+        assert!(matches!(
+            pool_mixer_residual(&mut x, &[1.0], Parallelism::Serial),
+            Err(Error::Shape(_))
+        ));
     }
 
     #[test]

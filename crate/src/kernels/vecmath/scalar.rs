@@ -6,7 +6,7 @@
 /// This is the [-4, 4] fit used by Eigen and XLA; max abs error about 4.5e-7 in f32. The
 /// published digits are kept as they are, hence the precision allowance.
 #[allow(clippy::excessive_precision)]
-const ERF_ALPHA: [f32; 7] = [
+pub(crate) const ERF_ALPHA: [f32; 7] = [
     -2.72614225801306e-10,
     2.77068142495902e-08,
     -2.10102402082508e-06,
@@ -18,7 +18,7 @@ const ERF_ALPHA: [f32; 7] = [
 
 /// Denominator coefficients, highest power of `x^2` first.
 #[allow(clippy::excessive_precision)]
-const ERF_BETA: [f32; 5] = [
+pub(crate) const ERF_BETA: [f32; 5] = [
     -1.45660718464996e-05,
     -2.13374055278905e-04,
     -1.68282697438203e-03,
