@@ -13,9 +13,10 @@
 //! `--im2col` adds the 3x3 convolutions themselves (`B` generated from the image).
 //!
 //! `--peak` (wasm builds) first prints the core's limit for this build's instructions,
-//! `{"kernel":"peak",...}`: twelve independent `acc = acc * x + y` chains, with
-//! `f32x4.relaxed_madd` in a relaxed-SIMD build and `f32x4.mul` + `f32x4.add` otherwise. A
-//! kernel's `gmac_per_s` divided by it is the fraction of peak reached.
+//! `{"kernel":"peak",...}`: twelve independent multiply-add chains, `acc = relaxed_madd(x, y,
+//! acc)` in a relaxed-SIMD build (the accumulator as the addend, as in the micro-kernel) and
+//! `acc = acc * x + y` with `f32x4.mul` + `f32x4.add` otherwise. A kernel's `gmac_per_s`
+//! divided by it is the fraction of peak reached.
 
 use std::time::Instant;
 
@@ -50,7 +51,10 @@ const DEFAULT_SHAPES: [(usize, usize, usize); 9] = [
 fn parse_shape(s: &str) -> Result<(usize, usize, usize), String> {
     let dims: Vec<usize> = s
         .split('x')
-        .map(|d| d.parse().map_err(|_| format!("bad shape '{s}' (expected MxNxK)")))
+        .map(|d| {
+            d.parse()
+                .map_err(|_| format!("bad shape '{s}' (expected MxNxK)"))
+        })
         .collect::<Result<_, _>>()?;
     match dims[..] {
         [m, n, k] => Ok((m, n, k)),
@@ -75,7 +79,11 @@ fn parse_args() -> Result<Args, String> {
             "--kernels" => {
                 let list = value()?;
                 args.kernels = if list == "all" {
-                    gemm::KERNELS.iter().copied().filter(|k| k.is_supported()).collect()
+                    gemm::KERNELS
+                        .iter()
+                        .copied()
+                        .filter(|k| k.is_supported())
+                        .collect()
                 } else {
                     list.split(',')
                         .map(|name| {
@@ -86,7 +94,10 @@ fn parse_args() -> Result<Args, String> {
                 };
             }
             "--shapes" => {
-                args.shapes = value()?.split(',').map(parse_shape).collect::<Result<_, _>>()?
+                args.shapes = value()?
+                    .split(',')
+                    .map(parse_shape)
+                    .collect::<Result<_, _>>()?
             }
             "--threads" => {
                 args.threads = value()?
@@ -99,9 +110,11 @@ fn parse_args() -> Result<Args, String> {
             "--im2col" => args.im2col = true,
             "--peak" => args.peak = true,
             "--help" | "-h" => {
-                return Err("options: --kernels all|NAME,.. --shapes MxNxK,.. --threads N,.. \
+                return Err(
+                    "options: --kernels all|NAME,.. --shapes MxNxK,.. --threads N,.. \
                             --runs N --warmup N --im2col --peak"
-                    .into())
+                        .into(),
+                )
             }
             other => return Err(format!("unknown option {other}")),
         }
@@ -171,18 +184,20 @@ fn print_line(kernel: &str, op: &str, (m, n, k): (usize, usize, usize), threads:
     );
 }
 
-/// Multiply-adds per second of twelve independent `acc = acc * x + y` chains on `f32x4`:
-/// enough chains to hide the latency, few enough registers (14) not to spill.
+/// Multiply-adds per second of twelve independent multiply-add chains on `f32x4`: enough
+/// chains to hide the latency, few enough registers (14) not to spill.
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
 fn peak_gmac_per_s(runs: usize) -> f64 {
-    use core::arch::wasm32::{f32x4_add, f32x4_mul, f32x4_splat, v128};
+    use core::arch::wasm32::{f32x4_add, f32x4_splat, v128};
 
     #[inline(always)]
     fn madd(acc: v128, x: v128, y: v128) -> v128 {
+        // `x * y` is the same every step; the relaxed instruction is never split, and the
+        // plain form multiplies the accumulator so the product cannot be hoisted.
         #[cfg(target_feature = "relaxed-simd")]
-        return core::arch::wasm32::f32x4_relaxed_madd(acc, x, y);
+        return core::arch::wasm32::f32x4_relaxed_madd(x, y, acc);
         #[cfg(not(target_feature = "relaxed-simd"))]
-        f32x4_add(f32x4_mul(acc, x), y)
+        f32x4_add(core::arch::wasm32::f32x4_mul(acc, x), y)
     }
 
     #[inline(never)]
@@ -220,7 +235,9 @@ fn main() {
     }
     for &threads in &args.threads {
         if threads > 1 && !THREADS_COMPILED {
-            eprintln!("bench_gemm: skipping {threads} threads: built without the `threads` feature");
+            eprintln!(
+                "bench_gemm: skipping {threads} threads: built without the `threads` feature"
+            );
             continue;
         }
         let par = if threads > 1 {
@@ -266,7 +283,13 @@ fn main() {
                             )
                         })
                     });
-                    print_line(kernel.name(), "conv3x3", (cout, hw * hw, cin * 9), threads, secs);
+                    print_line(
+                        kernel.name(),
+                        "conv3x3",
+                        (cout, hw * hw, cin * 9),
+                        threads,
+                        secs,
+                    );
                 }
             }
         }

@@ -8,16 +8,18 @@
 //!   compiled for the target, best first: portable scalar always, wasm SIMD128 and relaxed
 //!   SIMD by build flags, x86_64 AVX2 by run-time detection. One test suite runs every entry
 //!   against the plain loop [`gemm::gemm_scalar`].
-//! - [`vecmath`] holds in-place slice functions (activations, `exp`, `erf`, softmax). The
-//!   public functions dispatch to the best implementation; [`vecmath::scalar`] is the
-//!   element-by-element twin.
-//! - [`transpose()`] moves strided matrices between row and column order for GEMM operands.
+//! - [`vecmath`] holds in-place slice functions (activations, `exp`, `erf`, softmax), run four
+//!   lanes at a time (wasm SIMD128, or arrays the compiler maps onto SSE/NEON);
+//!   [`vecmath::scalar`] is the element-by-element twin.
+//! - [`transpose()`] moves strided matrices between row and column order (GEMM itself reads
+//!   transposed operands in place through strided views).
 //! - Every kernel that can split its work takes a [`Parallelism`] argument, so the caller
 //!   decides whether a call may use threads; nothing reads a global setting. [`parallel`] is
 //!   the one switch between rayon (cargo feature `threads`) and serial execution.
 //!
-//! Kernels trust their callers: shapes are validated by the ops in [`crate::ops`] and checked
-//! here only with `debug_assert!`.
+//! Kernels trust their callers: shapes are validated by the ops in [`crate::ops`]. GEMM still
+//! asserts that its views fit their slices, because its tiles are written through raw
+//! pointers; after the ops' checks those assertions never fire.
 //!
 //! ```
 //! use effyolo::kernels::{gemm, Parallelism};

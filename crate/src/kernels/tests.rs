@@ -7,8 +7,8 @@
 //! [`super::gemm`]).
 
 use super::gemm::{
-    self, gemm_scalar, required_len, GemmKernel, GemmOptions, Im2Col, Lhs, MatMut, MatRef,
-    PackedA, Rhs, KERNELS,
+    self, gemm_scalar, required_len, GemmKernel, GemmOptions, Im2Col, Lhs, MatMut, MatRef, PackedA,
+    Rhs, KERNELS,
 };
 use super::testing::{assert_close, Rng};
 use super::vecmath::{self, scalar, Activation};
@@ -171,8 +171,12 @@ fn every_gemm_kernel_matches_scalar() {
                     for accumulate in [false, true] {
                         let want = case.expected(accumulate);
                         for par in PARALLELISM {
-                            let got =
-                                case.run(kernel, par, Lhs::Matrix(case.a()), &split_always(accumulate));
+                            let got = case.run(
+                                kernel,
+                                par,
+                                Lhs::Matrix(case.a()),
+                                &split_always(accumulate),
+                            );
                             let what = format!(
                                 "{} m={m} n={n} k={k} pad={pad} acc={accumulate} {par:?}",
                                 kernel.name()
@@ -205,9 +209,21 @@ fn gemm_kernels_handle_block_edges() {
             let case = GemmCase::new(&mut rng, m, n, k, 1, 0.75);
             for accumulate in [false, true] {
                 let want = case.expected(accumulate);
-                for par in [Parallelism::Serial, Parallelism::Threads(2), Parallelism::Threads(5)] {
-                    let got = case.run(kernel, par, Lhs::Matrix(case.a()), &split_always(accumulate));
-                    let what = format!("{} m={m} n={n} k={k} acc={accumulate} {par:?}", kernel.name());
+                for par in [
+                    Parallelism::Serial,
+                    Parallelism::Threads(2),
+                    Parallelism::Threads(5),
+                ] {
+                    let got = case.run(
+                        kernel,
+                        par,
+                        Lhs::Matrix(case.a()),
+                        &split_always(accumulate),
+                    );
+                    let what = format!(
+                        "{} m={m} n={n} k={k} acc={accumulate} {par:?}",
+                        kernel.name()
+                    );
                     assert_close(&got, &want, tolerance(k), 1e-5, &what);
                 }
             }
@@ -227,11 +243,22 @@ fn gemm_prepacked_lhs_matches_unpacked() {
             let packed = PackedA::new(packer, case.a());
             assert_eq!(packed.rows(), m);
             assert_eq!(packed.depth(), k);
-            let dense: Vec<f32> = (0..m * k).map(|idx| case.a[idx / k * case.lda + idx % k]).collect();
+            let dense: Vec<f32> = (0..m * k)
+                .map(|idx| case.a[idx / k * case.lda + idx % k])
+                .collect();
             assert_eq!(packed.unpack(), dense, "{} unpack", packer.name());
             for kernel in supported_kernels() {
-                let got = case.run(kernel, Parallelism::Threads(2), Lhs::Packed(&packed), &split_always(false));
-                let what = format!("{} packed for {} m={m} n={n} k={k}", kernel.name(), packer.name());
+                let got = case.run(
+                    kernel,
+                    Parallelism::Threads(2),
+                    Lhs::Packed(&packed),
+                    &split_always(false),
+                );
+                let what = format!(
+                    "{} packed for {} m={m} n={n} k={k}",
+                    kernel.name(),
+                    packer.name()
+                );
                 assert_close(&got, &want, tolerance(k), 1e-5, &what);
             }
         }
@@ -279,7 +306,13 @@ fn gemm_epilogue_matches_separate_passes() {
         Activation::Gelu,
         Activation::Sigmoid,
     ];
-    for (m, n, k) in [(3, 5, 0), (1, 1, 1), (7, 19, 9), (30, 40, 300), (9, 300, 20)] {
+    for (m, n, k) in [
+        (3, 5, 0),
+        (1, 1, 1),
+        (7, 19, 9),
+        (30, 40, 300),
+        (9, 300, 20),
+    ] {
         let case = GemmCase::new(&mut rng, m, n, k, 1, 0.5);
         let bias = rng.vec(m, -1.0, 1.0);
         for accumulate in [false, true] {
@@ -298,8 +331,16 @@ fn gemm_epilogue_matches_separate_passes() {
                     ..split_always(accumulate)
                 };
                 for kernel in supported_kernels() {
-                    let got = case.run(kernel, Parallelism::Threads(2), Lhs::Matrix(case.a()), &options);
-                    let what = format!("{} {act:?} m={m} n={n} k={k} acc={accumulate}", kernel.name());
+                    let got = case.run(
+                        kernel,
+                        Parallelism::Threads(2),
+                        Lhs::Matrix(case.a()),
+                        &options,
+                    );
+                    let what = format!(
+                        "{} {act:?} m={m} n={n} k={k} acc={accumulate}",
+                        kernel.name()
+                    );
                     assert_close(&got, &want, tolerance(k) * 4.0, 1e-5, &what);
                 }
             }
@@ -328,11 +369,15 @@ fn gemm_im2col_matches_materialised_columns() {
         let image = rng.vec(c * h * w, -1.0, 1.0);
         let columns = Im2Col::new(&image, (c, h, w), (kh, kw), s, p);
         let (rows, cols) = (columns.rows(), columns.cols());
-        let dense: Vec<f32> = (0..rows * cols).map(|idx| columns.get(idx / cols, idx % cols)).collect();
+        let dense: Vec<f32> = (0..rows * cols)
+            .map(|idx| columns.get(idx / cols, idx % cols))
+            .collect();
         let m = 11;
         let weight = rng.vec(m * rows, -1.0, 1.0);
         let mut want = vec![0.0; m * cols];
-        gemm_scalar(m, cols, rows, &weight, rows, &dense, cols, &mut want, cols, false);
+        gemm_scalar(
+            m, cols, rows, &weight, rows, &dense, cols, &mut want, cols, false,
+        );
         for kernel in supported_kernels() {
             for par in [Parallelism::Serial, Parallelism::Threads(3)] {
                 let mut got = vec![f32::NAN; m * cols];
@@ -343,7 +388,10 @@ fn gemm_im2col_matches_materialised_columns() {
                     MatMut::row_major(&mut got, m, cols),
                     &split_always(false),
                 );
-                let what = format!("{} im2col c={c} {h}x{w} k{kh}x{kw} s{s} p{p} {par:?}", kernel.name());
+                let what = format!(
+                    "{} im2col c={c} {h}x{w} k{kh}x{kw} s{s} p{p} {par:?}",
+                    kernel.name()
+                );
                 assert_close(&got, &want, tolerance(rows), 1e-5, &what);
             }
         }
@@ -372,10 +420,24 @@ fn gemm_split_is_bit_identical_to_serial() {
     for kernel in supported_kernels() {
         for (m, n, k) in [(50, 70, 300), (8, 500, 33), (200, 9, 17)] {
             let case = GemmCase::new(&mut rng, m, n, k, 0, 0.0);
-            let serial = case.run(kernel, Parallelism::Serial, Lhs::Matrix(case.a()), &split_always(false));
+            let serial = case.run(
+                kernel,
+                Parallelism::Serial,
+                Lhs::Matrix(case.a()),
+                &split_always(false),
+            );
             for parts in [2, 3, 4, 7] {
-                let split = case.run(kernel, Parallelism::Threads(parts), Lhs::Matrix(case.a()), &split_always(false));
-                assert!(serial == split, "{} m={m} n={n} k={k} split {parts}", kernel.name());
+                let split = case.run(
+                    kernel,
+                    Parallelism::Threads(parts),
+                    Lhs::Matrix(case.a()),
+                    &split_always(false),
+                );
+                assert!(
+                    serial == split,
+                    "{} m={m} n={n} k={k} split {parts}",
+                    kernel.name()
+                );
             }
         }
     }
@@ -387,7 +449,12 @@ fn gemm_leaves_padding_untouched() {
     for kernel in supported_kernels() {
         for (m, n, k) in [(5, 3, 4), (17, 9, 1), (2, 33, 0), (8, 8, 8), (13, 21, 300)] {
             let case = GemmCase::new(&mut rng, m, n, k, 3, f32::NAN);
-            let c = case.run(kernel, Parallelism::Threads(3), Lhs::Matrix(case.a()), &split_always(false));
+            let c = case.run(
+                kernel,
+                Parallelism::Threads(3),
+                Lhs::Matrix(case.a()),
+                &split_always(false),
+            );
             for (idx, &v) in c.iter().enumerate() {
                 let inside = idx % case.ldc < n;
                 assert_eq!(
@@ -427,7 +494,10 @@ fn gemm_overwrite_ignores_nan_in_c() {
 fn best_gemm_kernel_is_supported() {
     assert!(gemm::best_kernel().is_supported());
     assert_eq!(KERNELS.last().map(|k| k.name()), Some("scalar"));
-    assert_eq!(gemm::kernel_by_name("scalar").map(|k| k.name()), Some("scalar"));
+    assert_eq!(
+        gemm::kernel_by_name("scalar").map(|k| k.name()),
+        Some("scalar")
+    );
     assert!(gemm::kernel_by_name("no such kernel").is_none());
     #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
     assert!(gemm::kernel_by_name("simd128").is_some());
@@ -599,9 +669,21 @@ fn vector_exp_is_within_a_few_ulp() {
     vecmath::exp(&mut xs);
     for (&got, &want) in xs.iter().zip(&want) {
         let rel = (got as f64 - want).abs() / want;
-        assert!(rel <= 4e-7, "exp: got {got}, expected {want} (relative error {rel:e})");
+        assert!(
+            rel <= 4e-7,
+            "exp: got {got}, expected {want} (relative error {rel:e})"
+        );
     }
-    let mut ends = [-1000.0, -88.0, 89.0, 1000.0, f32::NEG_INFINITY, f32::INFINITY, f32::NAN, 0.0];
+    let mut ends = [
+        -1000.0,
+        -88.0,
+        89.0,
+        1000.0,
+        f32::NEG_INFINITY,
+        f32::INFINITY,
+        f32::NAN,
+        0.0,
+    ];
     vecmath::exp(&mut ends);
     assert!(ends[..2].iter().all(|&v| v > 0.0 && v < 1.2e-38));
     assert!(ends[2..4].iter().all(|&v| v.is_finite() && v > 2.3e38));
@@ -625,7 +707,10 @@ fn vector_gelu_and_erf_equal_scalar_twins() {
         let mut want = input;
         twin(&mut want);
         for (i, (g, w)) in got.iter().zip(&want).enumerate() {
-            assert!(g.to_bits() == w.to_bits() || g == w, "{name} index {i}: {g} vs {w}");
+            assert!(
+                g.to_bits() == w.to_bits() || g == w,
+                "{name} index {i}: {g} vs {w}"
+            );
         }
     }
 }
@@ -672,7 +757,10 @@ fn activations_propagate_nan_and_saturate() {
     for (name, f) in fns {
         let mut xs = [f32::NAN, 1.0, f32::NAN];
         f(&mut xs);
-        assert!(xs[0].is_nan() && xs[2].is_nan() && !xs[1].is_nan(), "{name}: {xs:?}");
+        assert!(
+            xs[0].is_nan() && xs[2].is_nan() && !xs[1].is_nan(),
+            "{name}: {xs:?}"
+        );
     }
     let mut xs = [-1e4, -100.0, 100.0, 1e4];
     vecmath::sigmoid(&mut xs);

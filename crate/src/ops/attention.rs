@@ -110,7 +110,10 @@ pub fn multi_head_attention(
         SCORES.with(|cell| cell.set(scores));
     });
     for (h, head_out) in per_head.chunks_exact(head_len).enumerate() {
-        for (row, src) in out.chunks_exact_mut(out_width).zip(head_out.chunks_exact(val_dim)) {
+        for (row, src) in out
+            .chunks_exact_mut(out_width)
+            .zip(head_out.chunks_exact(val_dim))
+        {
             row[h * val_dim..(h + 1) * val_dim].copy_from_slice(src);
         }
     }
@@ -289,7 +292,11 @@ mod tests {
             let bias = rng.vec(heads * n * n, -1.0, 1.0);
             let scale = (kd.max(1) as f32).powf(-0.5);
             let input = Tensor::new(&[n, width], qkv.clone()).unwrap();
-            for par in [Parallelism::Serial, Parallelism::Threads(2), Parallelism::Threads(3)] {
+            for par in [
+                Parallelism::Serial,
+                Parallelism::Threads(2),
+                Parallelism::Threads(3),
+            ] {
                 let y = multi_head_attention(&input, heads, kd, vd, &bias, scale, par).unwrap();
                 assert_eq!(y.shape(), &[n, heads * vd]);
                 let want = attention_direct(&qkv, n, heads, kd, vd, &bias, scale);

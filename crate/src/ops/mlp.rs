@@ -128,7 +128,14 @@ mod tests {
 
     fn layer(rng: &mut Rng, out: usize, inp: usize) -> Conv2d {
         let weight = rng.vec(out * inp, -0.5, 0.5);
-        Conv2d::new([out, inp, 1, 1], weight, Some(rng.vec(out, -0.5, 0.5)), 1, 0).unwrap()
+        Conv2d::new(
+            [out, inp, 1, 1],
+            weight,
+            Some(rng.vec(out, -0.5, 0.5)),
+            1,
+            0,
+        )
+        .unwrap()
     }
 
     #[test]
@@ -146,7 +153,10 @@ mod tests {
                 let hidden = fc1.forward(&x, Activation::Gelu, par).unwrap();
                 let y = fc2.forward(&hidden, Activation::None, par).unwrap();
                 let mut want = x.clone();
-                want.data_mut().iter_mut().zip(y.data()).for_each(|(a, b)| *a += b);
+                want.data_mut()
+                    .iter_mut()
+                    .zip(y.data())
+                    .for_each(|(a, b)| *a += b);
 
                 let mut got = x.clone();
                 conv_mlp_residual(&mut got, &fc1, &fc2, Activation::Gelu, par).unwrap();

@@ -5,8 +5,10 @@
 //! Ops are the boundary where shapes are checked: a bad shape is an [`crate::Error::Shape`]
 //! with a one-line message, never a panic, because a panic would take down a browser tab's
 //! whole instance. Behind that check, the arithmetic runs in [`crate::kernels`]. Ops that
-//! carry most of the multiply-accumulates (convolution, linear, attention) take a
-//! [`crate::kernels::Parallelism`] and pass it down to GEMM.
+//! carry real work (convolution, linear, the fused MLP, attention, the pooling mixer) take a
+//! [`crate::kernels::Parallelism`]: GEMM splits its output tiles, the others share out whole
+//! spatial tiles, heads or channel planes. Layers keep their weights packed for GEMM from the
+//! moment they are built, and per-thread scratch buffers are reused across calls.
 //!
 //! Tensors have batch size 1: feature maps are (C, H, W), token sequences are (N, C).
 //!

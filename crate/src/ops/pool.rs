@@ -14,7 +14,7 @@ use crate::kernels::Parallelism;
 use crate::tensor::Tensor;
 
 thread_local! {
-    /// Per-thread row sums of one plane, reused across calls.
+    /// Per-thread row sums of one plane plus one row of column sums, reused across calls.
     static ROW_SUMS: Cell<Vec<f32>> = const { Cell::new(Vec::new()) };
 }
 
@@ -30,28 +30,47 @@ fn row_sums(plane: &[f32], w: usize, sums: &mut [f32]) {
             continue;
         }
         dst[0] = src[0] + src[1];
-        for x in 1..w - 1 {
-            dst[x] = src[x - 1] + src[x] + src[x + 1];
+        for ((d, a), (b, c)) in dst[1..w - 1]
+            .iter_mut()
+            .zip(&src[..w - 2])
+            .zip(src[1..w - 1].iter().zip(&src[2..]))
+        {
+            *d = a + b + c;
         }
         dst[w - 1] = src[w - 2] + src[w - 1];
     }
 }
 
-/// The 3x3 mean excluding padding at every pixel of a plane, from its row sums: calls
-/// `emit(index, mean)` in raster order.
-fn window_means(sums: &[f32], h: usize, w: usize, mut emit: impl FnMut(usize, f32)) {
-    for oy in 0..h {
-        let rows = oy.saturating_sub(1)..(oy + 2).min(h);
-        let (first, count_y) = (rows.start, rows.len());
-        let row = |r: usize| &sums[(first + r) * w..(first + r + 1) * w];
-        let column_count = |ox: usize| if w == 1 { 1 } else if ox == 0 || ox == w - 1 { 2 } else { 3 };
-        for ox in 0..w {
-            let mut sum = row(0)[ox];
-            for r in 1..count_y {
-                sum += row(r)[ox];
+/// For every pixel of an `h x w` plane, the 3x3 mean excluding padding computed from the
+/// plane's row sums: `out[i] = update(mean, out[i])`. `column` is a scratch row of `w` values.
+#[inline(always)]
+fn apply_window_means(
+    sums: &[f32],
+    (h, w): (usize, usize),
+    column: &mut [f32],
+    out: &mut [f32],
+    update: impl Fn(f32, f32) -> f32,
+) {
+    for (oy, out_row) in out.chunks_exact_mut(w).enumerate() {
+        // Vertical sums of the in-bounds rows, added top to bottom.
+        let (lo, hi) = (oy.saturating_sub(1), (oy + 2).min(h));
+        column.copy_from_slice(&sums[lo * w..(lo + 1) * w]);
+        for r in lo + 1..hi {
+            for (c, &v) in column.iter_mut().zip(&sums[r * w..(r + 1) * w]) {
+                *c += v;
             }
-            emit(oy * w + ox, sum / (count_y * column_count(ox)) as f32);
         }
+        let rows = (hi - lo) as f32;
+        if w == 1 {
+            out_row[0] = update(column[0] / rows, out_row[0]);
+            continue;
+        }
+        let (edge, inner) = (rows * 2.0, rows * 3.0);
+        out_row[0] = update(column[0] / edge, out_row[0]);
+        for (o, &c) in out_row[1..w - 1].iter_mut().zip(&column[1..w - 1]) {
+            *o = update(c / inner, *o);
+        }
+        out_row[w - 1] = update(column[w - 1] / edge, out_row[w - 1]);
     }
 }
 
@@ -66,13 +85,14 @@ pub fn avg_pool3x3_exclude_pad(x: &Tensor) -> Result<Tensor> {
         return Tensor::new(&[c, h, w], out);
     }
     let mut sums = vec![0.0; plane_len];
+    let mut column = vec![0.0; w];
     for (src, dst) in x
         .data()
         .chunks_exact(plane_len)
         .zip(out.chunks_exact_mut(plane_len))
     {
         row_sums(src, w, &mut sums);
-        window_means(&sums, h, w, |i, mean| dst[i] = mean);
+        apply_window_means(&sums, (h, w), &mut column, dst, |mean, _| mean);
     }
     Tensor::new(&[c, h, w], out)
 }
@@ -97,17 +117,15 @@ pub fn pool_mixer_residual(x: &mut Tensor, scale: &[f32], par: Parallelism) -> R
         .min((c * plane_len / MIN_PIXELS_PER_PART).max(1));
     let planes_per_part = c.div_ceil(parts);
     for_each_chunk_mut(x.data_mut(), planes_per_part * plane_len, |part, planes| {
-        let mut sums = ROW_SUMS.with(Cell::take);
-        sums.resize(plane_len, 0.0);
+        let mut scratch = ROW_SUMS.with(Cell::take);
+        scratch.resize(plane_len + w, 0.0);
+        let (sums, column) = scratch.split_at_mut(plane_len);
         for (i, plane) in planes.chunks_exact_mut(plane_len).enumerate() {
             let s = scale[part * planes_per_part + i];
-            row_sums(plane, w, &mut sums);
-            window_means(&sums, h, w, |i, mean| {
-                let v = &mut plane[i];
-                *v += s * (mean - *v);
-            });
+            row_sums(plane, w, sums);
+            apply_window_means(sums, (h, w), column, plane, |mean, v| v + s * (mean - v));
         }
-        ROW_SUMS.with(|cell| cell.set(sums));
+        ROW_SUMS.with(|cell| cell.set(scratch));
     });
     Ok(())
 }

@@ -10,14 +10,15 @@
 //! 5. `ir`: one `MR`-row panel of `A`: the micro-kernel computes the `MR x NR` tile.
 //!
 //! The first depth block overwrites `C` (unless the caller accumulates), later ones add to
-//! it; the last one also adds the bias and applies the activation to the tile it just wrote.
+//! it; the last one also adds the bias (in the micro-kernel) and applies the activation, to
+//! each `MC x NC` block's rows as soon as its tiles are written, while they are in cache.
 //! Full tiles of a row-major `C` are written in place; edge tiles and strided `C` go through a
-//! small buffer on the stack.
+//! small buffer on the stack (a strided `C` also gets its activation there).
 //!
-//! Parts: the product is split along the columns of `C` when there are enough `NR` panels
-//! (each part then packs only its own columns of `B`), else along the rows. Parts are whole
-//! panels, so every part sees the same panel boundaries as a serial run; with the same kernel
-//! the result is bit-identical whatever the split.
+//! Parts: the product is split along the columns of `C` (each part then packs only its own
+//! columns of `B`) unless whole `MR`-row panels share out more evenly, then along the rows.
+//! Parts are whole panels, so every part sees the same panel boundaries as a serial run; with
+//! the same kernel the result is bit-identical whatever the split.
 
 use std::cell::Cell;
 use std::ops::Range;
@@ -165,7 +166,13 @@ impl Plan {
         let by_work = (macs / min_macs.max(1)).clamp(1, usize::MAX as u64) as usize;
         let wanted = par.max_parts().min(by_work);
         let (m_panels, n_panels) = (m.div_ceil(K::MR), n.div_ceil(K::NR));
-        let by_cols = n_panels >= 2 * wanted || n_panels >= m_panels;
+        // Split the axis whose panels share out more evenly (the largest part is what the
+        // others wait for); on a tie, the columns, so no two parts pack the same B.
+        let largest_share = |panels: usize| {
+            let parts = wanted.min(panels);
+            panels.div_ceil(parts) as f64 / panels as f64
+        };
+        let by_cols = largest_share(n_panels) <= largest_share(m_panels);
         let (panels, tile) = if by_cols {
             (n_panels, K::NR)
         } else {
@@ -196,7 +203,11 @@ fn epilogue_only(mut out: MatMut, options: &GemmOptions) {
     for i in 0..out.rows() {
         let bias = options.bias.map_or(0.0, |b| b[i]);
         for (j, v) in row.iter_mut().enumerate() {
-            let prev = if options.accumulate { *out.at(i, j) } else { 0.0 };
+            let prev = if options.accumulate {
+                *out.at(i, j)
+            } else {
+                0.0
+            };
             *v = prev + bias;
         }
         options.activation.apply(&mut row);
@@ -243,15 +254,23 @@ fn run_part<K: MicroKernel>(
             pack_b(nr, &mut b_buf[..b_len], rhs, pc..pc + kc, jc..jc + nc);
             let a_block = a.block(pc, kc);
             let last = pc + kc == k;
+            // The activation runs over whole rows of the block once its tiles are done (long
+            // contiguous runs), except for a strided C, whose tiles apply it before storing.
+            let activation = if last {
+                options.activation
+            } else {
+                Activation::None
+            };
+            let (tile_activation, row_activation) = if c.col_stride == 1 {
+                (Activation::None, activation)
+            } else {
+                (activation, Activation::None)
+            };
             let step = Step {
                 depth: kc,
                 accumulate: options.accumulate || pc > 0,
                 bias: if last { options.bias } else { None },
-                activation: if last {
-                    options.activation
-                } else {
-                    Activation::None
-                },
+                activation: tile_activation,
             };
             for ic in rows.clone().step_by(mc_step) {
                 let ic_end = (ic + mc_step).min(rows.end);
@@ -262,6 +281,16 @@ fn run_part<K: MicroKernel>(
                         let a_panel = &a_block[(i / mr) * kc * mr..][..kc * mr];
                         let tile_rows = mr.min(ic_end - i);
                         tile::<K>(&step, a_panel, b_panel, c, (i, tile_rows), (j, tile_cols));
+                    }
+                }
+                if row_activation != Activation::None {
+                    for i in ic..ic_end {
+                        // Safety: row i, columns jc..jc + nc of C (unit column stride): inside
+                        // the view and owned by this part; no tile is being written.
+                        let row = unsafe {
+                            std::slice::from_raw_parts_mut(c.ptr.0.add(i * c.row_stride + jc), nc)
+                        };
+                        row_activation.apply(row);
                     }
                 }
             }
@@ -321,13 +350,7 @@ fn tile<K: MicroKernel>(
                 bias,
             )
         };
-        if step.activation != Activation::None {
-            for r in 0..mr {
-                // Safety: row r of the tile, inside C and owned by this part (as above).
-                let row = unsafe { std::slice::from_raw_parts_mut(out.add(r * rs), nr) };
-                step.activation.apply(row);
-            }
-        }
+        debug_assert!(step.activation == Activation::None, "applied per row block");
         return;
     }
 

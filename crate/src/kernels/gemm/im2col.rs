@@ -122,7 +122,10 @@ impl<'a> Im2Col<'a> {
             depth.start % kw,
         );
 
-        for (panel, out) in dst[..panels * kc * NR].chunks_exact_mut(kc * NR).enumerate() {
+        for (panel, out) in dst[..panels * kc * NR]
+            .chunks_exact_mut(kc * NR)
+            .enumerate()
+        {
             // Output positions of the panel's lanes, as input coordinates before the kernel
             // offset: (oy * s, ox * s), and their flat offset.
             let first = cols.start + panel * NR;

@@ -118,10 +118,11 @@ pub(crate) const MC: usize = 96;
 /// Columns of `B` per block: a `KC x NC` packed block of `B` (256 KiB) stays in L2.
 pub(crate) const NC: usize = 256;
 
-/// Below this many multiply-accumulates per part, a product is not split for threads: waking
-/// a worker costs tens of microseconds in a browser (a `postMessage`-free `Atomics.notify`
-/// still takes 5-50 us), and 2^18 MACs take about 25 us at 10 GMAC/s. Products smaller than
-/// two parts run serially whatever the [`Parallelism`].
+/// Below this many multiply-accumulates per part, a product is not split for threads: handing
+/// a part to a pool worker and joining it costs microseconds natively and more between Web
+/// Workers, while 2^18 MACs take about 20 us at the SIMD128 kernel's 10-20 GMAC/s. So a
+/// product gets at most `macs / 2^18` parts, and one smaller than two parts runs serially
+/// whatever the [`Parallelism`].
 pub const DEFAULT_MIN_MACS_PER_PART: u64 = 1 << 18;
 
 /// The left operand `A` (`m x k`).

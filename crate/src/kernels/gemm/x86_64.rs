@@ -4,8 +4,8 @@
 //! flags. Every term is a fused multiply-add (see the numerics notes in the parent module).
 
 use core::arch::x86_64::{
-    __m256, _mm256_add_ps, _mm256_broadcast_ss, _mm256_fmadd_ps, _mm256_loadu_ps,
-    _mm256_set1_ps, _mm256_setzero_ps, _mm256_storeu_ps,
+    __m256, _mm256_add_ps, _mm256_broadcast_ss, _mm256_fmadd_ps, _mm256_loadu_ps, _mm256_set1_ps,
+    _mm256_setzero_ps, _mm256_storeu_ps,
 };
 
 use super::driver::MicroKernel;
@@ -59,7 +59,11 @@ unsafe fn tile_6x16(
         // `loadu` needs no alignment.
         let (b0, b1, a_p) = unsafe {
             let b_p = b.add(p * NR);
-            (_mm256_loadu_ps(b_p), _mm256_loadu_ps(b_p.add(8)), a.add(p * MR))
+            (
+                _mm256_loadu_ps(b_p),
+                _mm256_loadu_ps(b_p.add(8)),
+                a.add(p * MR),
+            )
         };
         for (i, acc_row) in acc.iter_mut().enumerate() {
             // Safety: i < MR values of this step's A panel column.

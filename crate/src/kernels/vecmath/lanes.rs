@@ -102,7 +102,11 @@ impl Lanes for Array4 {
     #[inline(always)]
     fn pow2_of_rounded(self) -> Self {
         Array4(self.0.map(|t| {
-            f32::from_bits((t.to_bits() as i32).wrapping_add(EXPONENT_FROM_MAGIC).wrapping_shl(23) as u32)
+            f32::from_bits(
+                (t.to_bits() as i32)
+                    .wrapping_add(EXPONENT_FROM_MAGIC)
+                    .wrapping_shl(23) as u32,
+            )
         }))
     }
 }
@@ -113,8 +117,8 @@ pub(crate) use wasm::V128;
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
 mod wasm {
     use core::arch::wasm32::{
-        f32x4_add, f32x4_div, f32x4_mul, f32x4_pmax, f32x4_pmin, f32x4_splat, f32x4_sub,
-        i32x4_add, i32x4_shl, i32x4_splat, v128, v128_load, v128_store,
+        f32x4_add, f32x4_div, f32x4_mul, f32x4_pmax, f32x4_pmin, f32x4_splat, f32x4_sub, i32x4_add,
+        i32x4_shl, i32x4_splat, v128, v128_load, v128_store,
     };
 
     use super::{Lanes, EXPONENT_FROM_MAGIC};
