@@ -19,4 +19,4 @@ cargo build --quiet --release --bin effyolo
 web/weights.sh >/dev/null
 
 cd e2e
-exec node --test --test-concurrency=1 --test-reporter=spec "$@" tests/demo.test.js tests/package.test.js
+exec node --test --test-concurrency=1 --test-reporter=spec "$@" tests/demo.test.js tests/package.test.js tests/bench.test.js

@@ -1,0 +1,91 @@
+// The benchmark page's measuring side: one module Worker per build (rayon's workers spin while
+// they wait, and every measured call is synchronous, so nothing runs on the page's thread).
+//
+// Protocol: every request carries an `id`; the reply echoes it, with type 'done' and the
+// fields below, or type 'failed' with { message }.
+//   { type: 'start', build, pool }                 -> { buildInfo }
+//   { type: 'block', kind, dim, grid, threads, repeat }
+//                                                   -> { ms: [..], macs }
+//   { type: 'model', variant, mhsa, size, threads, repeat }
+//                                                   -> { ms: [..], backboneMs: [..], macs, profile }
+// `repeat` forward passes are timed back to back; the page alternates builds between requests.
+// `pool` sizes the thread pool once; `threads` limits how many of its threads the kernels use.
+
+const BUILDS = {
+  relaxed: () => import('./pkg/dist/threads-relaxed-nb/effyolo.js'),
+  simd128: () => import('./pkg/dist/threads-simd-nb/effyolo.js'),
+  single: () => import('./pkg/dist/single-simd/effyolo.js'),
+};
+
+const THREAD_POOL_TIMEOUT_MS = 20000;
+
+/** The profile steps that belong to the backbone (the rest are the neck and the head). */
+const BACKBONE_STEP = /^(stem|stage\d|tap\d)$/;
+
+let glue = null;
+const blocks = new Map();
+const detectors = new Map();
+
+const handlers = {
+  async start({ build, pool }) {
+    const load = BUILDS[build];
+    if (!load) throw new Error(`unknown build '${build}'`);
+    glue = await load();
+    await glue.default();
+    if (pool > 1) {
+      if (typeof glue.initThreadPool !== 'function') throw new Error(`build '${build}' has no thread pool`);
+      let timer;
+      await Promise.race([
+        glue.initThreadPool(pool),
+        new Promise((_, reject) => {
+          timer = setTimeout(() => reject(new Error('the thread pool did not start')), THREAD_POOL_TIMEOUT_MS);
+        }),
+      ]).finally(() => clearTimeout(timer));
+    }
+    return { buildInfo: JSON.parse(glue.buildInfo()) };
+  },
+
+  block({ kind, dim, grid, threads, repeat }) {
+    const key = `${kind}/${dim}/${grid}`;
+    let block = blocks.get(key);
+    if (!block) {
+      block = new glue.WasmBlock(kind, dim, grid, grid);
+      blocks.set(key, block);
+    }
+    block.setThreads(threads);
+    const ms = [];
+    for (let i = 0; i < repeat; i++) ms.push(block.run());
+    return { ms, macs: block.macs() };
+  },
+
+  model({ variant, mhsa, size, threads, repeat }) {
+    const key = `${variant}/${mhsa ?? ''}`;
+    let detector = detectors.get(key);
+    if (!detector) {
+      detector = glue.WasmDetector.synthetic(variant, mhsa ?? undefined);
+      detectors.set(key, detector);
+    }
+    detector.setThreads(threads);
+    const ms = [];
+    const backboneMs = [];
+    let profile = null;
+    for (let i = 0; i < repeat; i++) {
+      profile = JSON.parse(detector.profile(size, size));
+      ms.push(profile.find((step) => step.step === 'total').ms);
+      backboneMs.push(profile.filter((step) => BACKBONE_STEP.test(step.step)).reduce((sum, step) => sum + step.ms, 0));
+    }
+    return { ms, backboneMs, macs: JSON.parse(detector.macCount(size, size)), profile };
+  },
+};
+
+self.addEventListener('message', async ({ data: request }) => {
+  const handler = handlers[request?.type];
+  if (!handler) return;
+  try {
+    if (request.type !== 'start' && !glue) throw new Error(`'${request.type}' before 'start'`);
+    const reply = await handler(request);
+    self.postMessage({ ...reply, type: 'done', id: request.id });
+  } catch (error) {
+    self.postMessage({ type: 'failed', id: request.id, message: error instanceof Error ? error.message : String(error) });
+  }
+});
