@@ -134,11 +134,13 @@ impl Neck {
         let x10 = self.lat5.forward(&self.sppf.forward(p5, par)?, par)?;
         let x13 = self.td4.forward(&concat_channels(&[&upsample_nearest2x(&x10)?, p4])?, par)?;
         let x14 = self.lat4.forward(&x13, par)?;
+        // Each output is observed as soon as it exists, so per-step times split the neck into
+        // top-down + P3, the P4 bottom-up step and the P5 bottom-up step.
         let o3 = self.out3.forward(&concat_channels(&[&upsample_nearest2x(&x14)?, p3])?, par)?;
-        let o4 = self.out4.forward(&concat_channels(&[&self.down3.forward(&o3, par)?, &x14])?, par)?;
-        let o5 = self.out5.forward(&concat_channels(&[&self.down4.forward(&o4, par)?, &x10])?, par)?;
         observe("neck_p3", &o3);
+        let o4 = self.out4.forward(&concat_channels(&[&self.down3.forward(&o3, par)?, &x14])?, par)?;
         observe("neck_p4", &o4);
+        let o5 = self.out5.forward(&concat_channels(&[&self.down4.forward(&o4, par)?, &x10])?, par)?;
         observe("neck_p5", &o5);
         Ok([o3, o4, o5])
     }
