@@ -269,7 +269,10 @@ def fmt(v):
 def main(argv=None):
     args, ckpt = parse_args(argv)
     torch.set_num_threads(args.threads)
-    torch.set_num_interop_threads(1)
+    try:
+        torch.set_num_interop_threads(1)
+    except RuntimeError:   # already set (a second main() in the same process)
+        pass
     cv2.setNumThreads(1)
     workdir = Path(args.workdir)
     ckpt_dir = workdir / "ckpt"
