@@ -7,14 +7,14 @@
 //! reference ran `pipeline.detect` on (same letterbox, 320x320, thresholds from the fixture).
 //! Every detection must match one of the other side: same class, IoU >= 0.99, score within 1e-3.
 
-use std::collections::HashMap;
+mod common;
+
 use std::path::PathBuf;
 use std::process::Command;
 
 use effyolo::model::weights::{write_safetensors, StorageType};
-use effyolo::model::{Detector, ModelConfig};
+use common::{config_of, fixture, synthetic_weights};
 use serde_json::Value;
-use sha2::{Digest, Sha256};
 
 fn data_dir() -> PathBuf {
     match std::env::var_os("EFFYOLO_DATA") {
@@ -50,19 +50,9 @@ fn assert_covered(what: &str, from: &[([f64; 4], f64, u64)], by: &[([f64; 4], f6
 
 #[test]
 fn cli_detections_match_reference_pipeline() {
-    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/l1.json")).unwrap();
-    let doc: Value = serde_json::from_str(&text).unwrap();
-    let md: HashMap<String, String> = serde_json::from_value(doc["metadata"].clone()).unwrap();
-    let config = ModelConfig::from_metadata(&md).unwrap();
-
-    let mut tensors = Detector::synthetic_tensors(&config).unwrap();
-    tensors.sort_by(|a, b| a.0.cmp(&b.0));
-    let mut h = Sha256::new();
-    for (name, _, values) in &tensors {
-        h.update(name.as_bytes());
-        values.iter().for_each(|v| h.update(v.to_le_bytes()));
-    }
-    let digest: String = h.finalize().iter().map(|b| format!("{b:02x}")).collect();
+    let doc = fixture("l1");
+    let config = config_of(&doc);
+    let (tensors, digest) = synthetic_weights(&config);
     assert_eq!(digest, doc["weights_sha256"].as_str().unwrap(), "weights differ from the reference export");
 
     let dir = std::env::temp_dir().join(format!("effyolo-cli-ref-{}", std::process::id()));

@@ -12,38 +12,15 @@
 //! activation must agree to the same bound. Detections must match one to one, in order:
 //! same class, score within 1e-4, box coordinates within 1e-2 pixels.
 
+mod common;
+
+use common::{config_of, fixture, synthetic_weights};
 use effyolo::model::efficientformer::Trace;
 use effyolo::model::postprocess::{decode_and_nms, DetectOptions};
 use effyolo::model::preprocess::Letterbox;
-use effyolo::model::{synthetic, Detector, ModelConfig};
+use effyolo::model::{synthetic, Detector};
 use effyolo::Tensor;
 use serde_json::Value;
-use sha2::{Digest, Sha256};
-use std::collections::HashMap;
-
-fn fixture(name: &str) -> Value {
-    let path = format!("{}/tests/fixtures/{name}.json", env!("CARGO_MANIFEST_DIR"));
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
-    serde_json::from_str(&text).unwrap()
-}
-
-fn config_of(doc: &Value) -> ModelConfig {
-    let md: HashMap<String, String> = serde_json::from_value(doc["metadata"].clone()).unwrap();
-    ModelConfig::from_metadata(&md).unwrap()
-}
-
-fn weights_digest(config: &ModelConfig) -> String {
-    let mut tensors = Detector::synthetic_tensors(config).unwrap();
-    tensors.sort_by(|a, b| a.0.cmp(&b.0));
-    let mut h = Sha256::new();
-    for (name, _, values) in &tensors {
-        h.update(name.as_bytes());
-        for v in values {
-            h.update(v.to_le_bytes());
-        }
-    }
-    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
-}
 
 fn f(v: &Value) -> f64 {
     v.as_f64().unwrap()
@@ -76,7 +53,7 @@ fn check_activation(case: &str, name: &str, got: &Tensor, want: &Value) -> f64 {
 fn run_fixture(name: &str) {
     let doc = fixture(name);
     let config = config_of(&doc);
-    assert_eq!(weights_digest(&config), doc["weights_sha256"].as_str().unwrap(), "{name}: synthetic weights differ from the reference's");
+    assert_eq!(synthetic_weights(&config).1, doc["weights_sha256"].as_str().unwrap(), "{name}: synthetic weights differ from the reference's");
     let detector = Detector::synthetic(config.clone()).unwrap();
     for case in doc["cases"].as_array().unwrap() {
         let size: [usize; 2] = serde_json::from_value(case["size"].clone()).unwrap();
