@@ -4,18 +4,19 @@
 //
 //   node e2e/bench.mjs [--builds relaxed,simd128,single] [--threads 1,2] [--runs 20] [--warmup 3]
 //                      [--blocks 4@320|none] [--models l1:0,l1:1,l7|none] [--sizes 320]
-//                      [--timeout SECONDS] [--report FILE]
+//                      [--gemm all|MxNxK,..] [--memory FRAMES] [--timeout SECONDS] [--report FILE]
 //
 // Every --name value becomes the page's URL parameter name=value (see web/bench.js); what is
-// left out takes the page's default. The first line is the environment ({"kind":"environment"}),
-// then one line per result ({"kind":"block"|"model", ...}). --report FILE also writes the whole
+// left out takes the page's default. The first line is the environment ({"kind":"environment"},
+// with each build's kernels and measured one-core SIMD peak), then one line per result
+// ({"kind":"gemm"|"block"|"model"|"memory", ...}). --report FILE also writes the whole
 // report as JSON. Exits non-zero on a page error, a console error or a failed run.
 import { writeFile } from 'node:fs/promises';
 
 import { launchChromium, openPage } from './lib/browser.js';
 import { startBenchServer } from './lib/bench.js';
 
-const PAGE_PARAMS = ['builds', 'threads', 'runs', 'warmup', 'blocks', 'models', 'sizes'];
+const PAGE_PARAMS = ['builds', 'threads', 'runs', 'warmup', 'blocks', 'models', 'sizes', 'gemm', 'memory'];
 
 function parseArgs(argv) {
   const params = new URLSearchParams();
@@ -52,7 +53,9 @@ async function main() {
     );
     bench.assertClean();
     if (report.error) throw new Error(report.error);
-    console.log(JSON.stringify({ kind: 'environment', ...report.environment, query: report.settings.query, seconds: report.seconds }));
+    console.log(JSON.stringify({
+      kind: 'environment', ...report.environment, buildInfo: report.buildInfo, query: report.settings.query, seconds: report.seconds,
+    }));
     for (const row of report.results) {
       const { breakdown, ...line } = row;
       console.log(JSON.stringify(line));

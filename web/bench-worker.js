@@ -3,7 +3,10 @@
 //
 // Protocol: every request carries an `id`; the reply echoes it, with type 'done' and the
 // fields below, or type 'failed' with { message }.
-//   { type: 'start', build, pool }                 -> { buildInfo }
+//   { type: 'start', build, pool }                 -> { buildInfo, peak, kernels }
+//   { type: 'gemm', m, n, k, threads, repeat }     -> { ms: [..], macs, kernel }
+//   { type: 'memory', variant, mhsa, size, threads, frames, width, height }
+//                                                   -> { ms: [..], bytes: [..] } (after each frame)
 //   { type: 'block', kind, dim, grid, threads, repeat }
 //                                                   -> { ms: [..], macs }
 //   { type: 'model', variant, mhsa, size, threads, repeat }
@@ -24,6 +27,7 @@ const BACKBONE_STEP = /^(stem|stage\d|tap\d)$/;
 
 let glue = null;
 const blocks = new Map();
+const gemms = new Map();
 const detectors = new Map();
 
 const handlers = {
@@ -42,7 +46,42 @@ const handlers = {
         }),
       ]).finally(() => clearTimeout(timer));
     }
-    return { buildInfo: JSON.parse(glue.buildInfo()) };
+    return { buildInfo: JSON.parse(glue.buildInfo()), peak: simdPeak(), kernels: JSON.parse(glue.gemmKernels()) };
+  },
+
+  gemm({ m, n, k, threads, repeat }) {
+    const key = `${m}x${n}x${k}`;
+    let gemm = gemms.get(key);
+    if (!gemm) {
+      gemm = new glue.WasmGemm(undefined, m, n, k);
+      gemms.set(key, gemm);
+    }
+    gemm.setThreads(threads);
+    const ms = [];
+    for (let i = 0; i < repeat; i++) ms.push(gemm.run());
+    return { ms, macs: gemm.macs(), kernel: gemm.kernel() };
+  },
+
+  // The demo's whole path (RGBA frame -> letterbox -> model -> NMS) on one fixed frame, with
+  // the size of the module's memory after every frame.
+  memory({ variant, mhsa, size, threads, frames, width, height }) {
+    const detector = glue.WasmDetector.synthetic(variant, mhsa ?? undefined);
+    try {
+      detector.setThreads(threads);
+      const rgba = new Uint8Array(width * height * 4);
+      for (let i = 0; i < rgba.length; i++) rgba[i] = (i * 2654435761) >>> 24;
+      const ms = [];
+      const bytes = [];
+      for (let f = 0; f < frames; f++) {
+        const start = performance.now();
+        detector.detect(rgba, width, height, size, size, 0.25, 0.45, 300);
+        ms.push(performance.now() - start);
+        bytes.push(glue.memoryBytes());
+      }
+      return { ms, bytes };
+    } finally {
+      detector.free();
+    }
   },
 
   block({ kind, dim, grid, threads, repeat }) {
@@ -77,6 +116,19 @@ const handlers = {
     return { ms, backboneMs, macs: JSON.parse(detector.macCount(size, size)), profile };
   },
 };
+
+/** Median GMAC/s of one core's SIMD multiply-add chains (the build's peak), or null. */
+function simdPeak() {
+  if (typeof glue.simdPeak !== 'function') return null;
+  // V8 runs a function in its baseline compiler until the optimised code is ready (there is no
+  // on-stack replacement in wasm): call it for a while first.
+  const until = performance.now() + 500;
+  while (performance.now() < until) glue.simdPeak(1 << 16);
+  const samples = [];
+  for (let i = 0; i < 9; i++) samples.push(glue.simdPeak(1 << 20));
+  samples.sort((a, b) => a - b);
+  return samples[samples.length >> 1];
+}
 
 self.addEventListener('message', async ({ data: request }) => {
   const handler = handlers[request?.type];

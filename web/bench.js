@@ -10,12 +10,18 @@
 //                                  grid input/stride); 1|all for the default set, 0|none for none
 //   models=l1:0,l1:1,l1:4,l3,l7    whole-detector rows as variant[:MHSA blocks]; 0|none for none
 //   sizes=256,320,416,640          model input sizes
+//   gemm=1792x100x448,256x256x256  GEMM rows as MxNxK with each build's best kernel; 1|all for
+//                                  the default set, 0|none for none (the default)
+//   memory=500                     frames of the demo's whole path (RGBA frame, letterbox,
+//                                  model, NMS) at the first size, per build at the most
+//                                  threads, printing wasm memory after them (default 0: off)
 //   run=1                          start at once
 //
 // Every build gets a Worker of its own. After the warm-up, the timed runs go in rounds: each
 // round times every row once on every build, so a slow change of the machine's state (heat,
 // other tabs) hits all rows and builds alike. The weights are synthetic: latency does not
-// depend on weight values.
+// depend on weight values. Each build first measures its SIMD peak on one core (independent
+// multiply-add chains, `simdPeak`); `peak_pct` is GMAC/s over that peak times the threads.
 
 const $ = (id) => document.getElementById(id);
 
@@ -29,6 +35,11 @@ const L1_STAGES = [
 const DEFAULT_BLOCKS = '1@224,2@224,3@224,4@224,4@320,4@640';
 const DEFAULT_MODELS = 'l1:0,l1:1,l1:4';
 const DEFAULT_SIZES = '256,320,416,640';
+/** The 1x1 convolutions of L1 at 320 as GEMMs (M = out channels, N = pixels, K = in), a 3x3
+ * neck convolution (64 x 1600 x 576) and a square. */
+const DEFAULT_GEMMS = '192x6400x48,48x6400x192,384x1600x96,96x1600x384,896x400x224,224x400x896,1792x100x448,64x1600x576,256x256x256';
+/** Frame size of the memory run (a webcam's). */
+const MEMORY_FRAME = { width: 640, height: 480 };
 const BUILD_LABELS = { relaxed: 'relaxed SIMD + threads', simd128: 'SIMD128 + threads', single: 'single thread (SIMD128)' };
 const BUILD_COLOURS = { relaxed: '#0b6bcb', simd128: '#d9822b', single: '#2f9e44' };
 
@@ -114,7 +125,19 @@ function parseSettings(params, features) {
   for (const size of sizes) {
     if (size % 32 !== 0) throw new Error(`sizes: ${size} is not a multiple of 32`);
   }
-  return { builds, threads, runs, warmup, blocks, models, sizes };
+
+  let gemmText = params.get('gemm') ?? 'none';
+  if (['1', 'all', 'default'].includes(gemmText)) gemmText = DEFAULT_GEMMS;
+  if (['0', 'none'].includes(gemmText)) gemmText = '';
+  const gemms = list(gemmText).map((item) => {
+    const match = /^(\d+)x(\d+)x(\d+)$/.exec(item);
+    if (!match || match.slice(1).some((d) => Number(d) < 1)) throw new Error(`gemm: '${item}' is not MxNxK (e.g. 1792x100x448)`);
+    return { m: Number(match[1]), n: Number(match[2]), k: Number(match[3]) };
+  });
+  const memory = Number(params.get('memory') ?? 0);
+  if (!Number.isInteger(memory) || memory < 0) throw new Error(`memory: '${params.get('memory')}' is not a frame count`);
+  if (memory > 0 && !models.length) throw new Error('memory: needs a model (models=l1:1)');
+  return { builds, threads, runs, warmup, blocks, models, sizes, gemms, memory };
 }
 
 /** The settings as URL parameters (the shareable form). */
@@ -127,6 +150,8 @@ function settingsQuery(settings) {
     blocks: settings.blocks.map((b) => `${b.stage}@${b.input}`).join(',') || 'none',
     models: settings.models.map((m) => (m.mhsa === null ? m.variant : `${m.variant}:${m.mhsa}`)).join(',') || 'none',
     sizes: settings.sizes.join(','),
+    gemm: settings.gemms.map((g) => `${g.m}x${g.n}x${g.k}`).join(',') || 'none',
+    memory: String(settings.memory),
   });
   return params.toString().replaceAll('%2C', ',').replaceAll('%40', '@').replaceAll('%3A', ':');
 }
@@ -191,9 +216,10 @@ function summarise(ms, macs) {
  * Measures every row (a case at a thread count): `warmup` runs of each row on each build, then
  * `runs` rounds, each timing every row once on every build. Calls `progress(done, total, text)`.
  */
-async function measure(settings, workers, progress) {
+async function measure(settings, workers, peaks, progress) {
   const results = [];
   const jobs = [];
+  for (const g of settings.gemms) jobs.push({ kind: 'gemm', ...g });
   for (const b of settings.blocks) {
     for (const kind of ['meta4d', 'meta3d']) jobs.push({ kind: 'block', mixer: kind, ...b });
   }
@@ -209,12 +235,8 @@ async function measure(settings, workers, progress) {
   }
   const entries = plan.map(({ job, threads, builds }) => ({
     job, threads, builds,
-    label: `${job.kind === 'block'
-      ? `${job.mixer} stage ${job.stage} (${job.dim} wide, grid ${job.grid})`
-      : `${job.variant}${job.mhsa === null ? '' : ` with ${job.mhsa} MHSA`} at ${job.size}`}, ${threads} thread${threads > 1 ? 's' : ''}`,
-    message: job.kind === 'block'
-      ? { type: 'block', kind: job.mixer, dim: job.dim, grid: job.grid, threads }
-      : { type: 'model', variant: job.variant, mhsa: job.mhsa, size: job.size, threads },
+    label: `${jobLabel(job)}, ${threads} thread${threads > 1 ? 's' : ''}`,
+    message: jobMessage(job, threads),
     samples: new Map(builds.map((w) => [w.build, { ms: [], backboneMs: [], last: null }])),
   }));
   const total = entries.length * (settings.runs + (settings.warmup > 0 ? 1 : 0));
@@ -244,7 +266,12 @@ async function measure(settings, workers, progress) {
   for (const { job, threads, builds, samples } of entries) {
     for (const w of builds) {
       const { ms, backboneMs, last } = samples.get(w.build);
-      if (job.kind === 'block') {
+      if (job.kind === 'gemm') {
+        results.push({
+          kind: 'gemm', kernel: last.kernel, m: job.m, n: job.n, k: job.k,
+          build: w.build, threads, runs: ms.length, ...summarise(ms, last.macs),
+        });
+      } else if (job.kind === 'block') {
         results.push({
           kind: 'block', mixer: job.mixer, stage: job.stage, dim: job.dim, input: job.input, grid: job.grid,
           build: w.build, threads, runs: ms.length, ...summarise(ms, last.macs),
@@ -252,7 +279,7 @@ async function measure(settings, workers, progress) {
       } else {
         const macs = last.macs;
         results.push({
-          kind: 'model', variant: job.variant, mhsa: job.mhsa, size: job.size,
+          kind: 'model', model: job.variant, variant: job.variant, mhsa: job.mhsa, size: job.size,
           build: w.build, threads, runs: ms.length, ...summarise(ms, macs.total),
           backbone_gmac: round(macs.backbone / 1e9, 4),
           backbone_mac_share: round(macs.backbone / macs.total),
@@ -261,6 +288,10 @@ async function measure(settings, workers, progress) {
         });
       }
     }
+  }
+  for (const row of results) {
+    const peak = peaks[row.build];
+    row.peak_pct = peak ? round((100 * row.gmac_per_s) / (peak * row.threads), 1) : null;
   }
   // The MHSA/pool ratio on both rows of each pair.
   for (const row of results) {
@@ -275,19 +306,66 @@ async function measure(settings, workers, progress) {
   progress(total, total, 'done');
   // Pool and MHSA rows of the same case, build and thread count next to each other.
   const buildOrder = (b) => Object.keys(BUILD_LABELS).indexOf(b);
-  const caseIndex = (r) => jobs.findIndex((j) => j.kind === r.kind && (r.kind === 'block'
-    ? j.stage === r.stage && j.input === r.input
-    : j.variant === r.variant && j.mhsa === r.mhsa && j.size === r.size));
+  const caseIndex = (r) => jobs.findIndex((j) => j.kind === r.kind && (r.kind === 'gemm'
+    ? j.m === r.m && j.n === r.n && j.k === r.k
+    : r.kind === 'block'
+      ? j.stage === r.stage && j.input === r.input
+      : j.variant === r.variant && j.mhsa === r.mhsa && j.size === r.size));
   return results.sort((a, b) => caseIndex(a) - caseIndex(b) || a.threads - b.threads
     || buildOrder(a.build) - buildOrder(b.build) || (a.mixer === 'meta3d') - (b.mixer === 'meta3d'));
+}
+
+function jobLabel(job) {
+  if (job.kind === 'gemm') return `GEMM ${job.m}x${job.n}x${job.k}`;
+  if (job.kind === 'block') return `${job.mixer} stage ${job.stage} (${job.dim} wide, grid ${job.grid})`;
+  return `${job.variant}${job.mhsa === null ? '' : ` with ${job.mhsa} MHSA`} at ${job.size}`;
+}
+
+function jobMessage(job, threads) {
+  if (job.kind === 'gemm') return { type: 'gemm', m: job.m, n: job.n, k: job.k, threads };
+  if (job.kind === 'block') return { type: 'block', kind: job.mixer, dim: job.dim, grid: job.grid, threads };
+  return { type: 'model', variant: job.variant, mhsa: job.mhsa, size: job.size, threads };
+}
+
+/**
+ * `frames` detections of one fixed frame per build, at the build's most threads, with the
+ * wasm memory after each: the steady state must not grow.
+ */
+async function measureMemory(settings, workers, progress) {
+  const model = settings.models[0];
+  const size = settings.sizes[0];
+  const rows = [];
+  for (const [i, w] of workers.entries()) {
+    const threads = w.build === 'single' ? 1 : Math.max(...settings.threads);
+    progress(i, workers.length, `memory: ${settings.memory} frames on ${w.build}, ${threads} thread${threads > 1 ? 's' : ''}`);
+    const reply = await w.request({
+      type: 'memory', variant: model.variant, mhsa: model.mhsa, size, threads,
+      frames: settings.memory, ...MEMORY_FRAME,
+    });
+    const mb = (bytes) => round(bytes / 2 ** 20, 2);
+    const { bytes, ms } = reply;
+    rows.push({
+      kind: 'memory', model: model.variant, variant: model.variant, mhsa: model.mhsa, size,
+      frame: `${MEMORY_FRAME.width}x${MEMORY_FRAME.height}`, build: w.build, threads, frames: bytes.length,
+      wasm_mb_after_first: mb(bytes[0]),
+      wasm_mb_after_10: mb(bytes[Math.min(9, bytes.length - 1)]),
+      wasm_mb_end: mb(bytes[bytes.length - 1]),
+      growth_after_10_mb: mb(bytes[bytes.length - 1] - bytes[Math.min(9, bytes.length - 1)]),
+      frames_that_grew: bytes.filter((b, f) => f > 0 && b > bytes[f - 1]).length,
+      median_ms: round(median(ms)),
+    });
+  }
+  progress(workers.length, workers.length, 'done');
+  return rows;
 }
 
 // ---- output -------------------------------------------------------------------------------
 
 const CSV_COLUMNS = [
-  'kind', 'mixer', 'stage', 'dim', 'input', 'grid', 'variant', 'mhsa', 'size', 'build', 'threads', 'runs',
-  'median_ms', 'p95_ms', 'gmac', 'gmac_per_s', 'mhsa_pool_ratio', 'mhsa_pool_mac_ratio',
-  'backbone_gmac', 'backbone_mac_share', 'backbone_share',
+  'kind', 'kernel', 'm', 'n', 'k', 'mixer', 'stage', 'dim', 'input', 'grid', 'variant', 'mhsa', 'size', 'build',
+  'threads', 'runs', 'median_ms', 'p95_ms', 'gmac', 'gmac_per_s', 'peak_pct', 'mhsa_pool_ratio', 'mhsa_pool_mac_ratio',
+  'backbone_gmac', 'backbone_mac_share', 'backbone_share', 'frames', 'wasm_mb_after_first', 'wasm_mb_end',
+  'growth_after_10_mb',
 ];
 
 function toCsv(results) {
@@ -300,6 +378,7 @@ function toCsv(results) {
 }
 
 function rowName(r) {
+  if (r.kind === 'gemm') return `GEMM ${r.m}×${r.n}×${r.k} (${r.kernel})`;
   return r.kind === 'block'
     ? `${r.mixer === 'meta3d' ? 'MHSA' : 'pool'} s${r.stage} ${r.dim}×${r.grid}²`
     : `${r.variant.toUpperCase()}${r.mhsa === null ? '' : ` ${r.mhsa} MHSA`} @${r.size}`;
@@ -317,15 +396,28 @@ function fmt(x, digits = 2) {
 }
 
 function renderTables(results) {
+  const gemms = results.filter((r) => r.kind === 'gemm');
   const blocks = results.filter((r) => r.kind === 'block');
   const models = results.filter((r) => r.kind === 'model');
+  const memory = results.filter((r) => r.kind === 'memory');
+  $('gemm-rows').replaceChildren(...gemms.map((r) => el('tr', {},
+    el('td', {}, `${r.m}×${r.n}×${r.k}`), el('td', {}, r.kernel), el('td', {}, r.build), el('td', {}, String(r.threads)),
+    el('td', {}, fmt(r.median_ms, 3)), el('td', {}, fmt(r.gmac_per_s, 1)), el('td', {}, fmt(r.gmac_per_s / r.threads, 1)),
+    el('td', {}, fmt(r.peak_pct, 1)))));
+  $('gemm-results').hidden = gemms.length === 0;
+  $('memory-rows').replaceChildren(...memory.map((r) => el('tr', {},
+    el('td', {}, r.variant.toUpperCase()), el('td', {}, String(r.size)), el('td', {}, r.frame), el('td', {}, r.build),
+    el('td', {}, String(r.threads)), el('td', {}, String(r.frames)), el('td', {}, fmt(r.wasm_mb_after_first, 2)),
+    el('td', {}, fmt(r.wasm_mb_after_10, 2)), el('td', {}, fmt(r.wasm_mb_end, 2)), el('td', {}, fmt(r.growth_after_10_mb, 2)),
+    el('td', {}, fmt(r.median_ms)))));
+  $('memory-results').hidden = memory.length === 0;
   const blockBody = $('block-rows');
   blockBody.replaceChildren(...blocks.map((r) => el('tr', { 'data-mixer': r.mixer },
     el('td', {}, r.mixer === 'meta3d' ? 'Meta3D (MHSA)' : 'Meta4D (pool)'),
     el('td', {}, String(r.stage)), el('td', {}, String(r.dim)), el('td', {}, `${r.grid}×${r.grid} (${r.input})`),
     el('td', {}, r.build), el('td', {}, String(r.threads)),
     el('td', {}, fmt(r.median_ms, 3)), el('td', {}, fmt(r.p95_ms, 3)),
-    el('td', {}, fmt(r.gmac, 4)), el('td', {}, fmt(r.gmac_per_s, 1)),
+    el('td', {}, fmt(r.gmac, 4)), el('td', {}, fmt(r.gmac_per_s, 1)), el('td', {}, fmt(r.peak_pct, 1)),
     el('td', { class: 'ratio' }, r.mhsa_pool_ratio === null ? '–' : `${fmt(r.mhsa_pool_ratio)}× (MACs ${fmt(r.mhsa_pool_mac_ratio)}×)`))));
   $('block-results').hidden = blocks.length === 0;
 
@@ -333,7 +425,7 @@ function renderTables(results) {
     el('td', {}, r.variant.toUpperCase()), el('td', {}, r.mhsa === null ? 'published' : String(r.mhsa)),
     el('td', {}, String(r.size)), el('td', {}, r.build), el('td', {}, String(r.threads)),
     el('td', {}, fmt(r.median_ms)), el('td', {}, fmt(r.p95_ms)),
-    el('td', {}, fmt(r.gmac, 3)), el('td', {}, fmt(r.gmac_per_s, 1)),
+    el('td', {}, fmt(r.gmac, 3)), el('td', {}, fmt(r.gmac_per_s, 1)), el('td', {}, fmt(r.peak_pct, 1)),
     el('td', {}, `${fmt(100 * r.backbone_share, 0)}% (MACs ${fmt(100 * r.backbone_mac_share, 0)}%)`))));
   $('model-results').hidden = models.length === 0;
 
@@ -357,7 +449,7 @@ function renderChart(results) {
   const barHeight = 14;
   const gap = 4;
   const width = 900;
-  const groups = [['block', 'Blocks (ms, median)'], ['model', 'Whole detector (ms, median)']];
+  const groups = [['gemm', 'GEMM (ms, median)'], ['block', 'Blocks (ms, median)'], ['model', 'Whole detector (ms, median)']];
   let y = 0;
   const add = (tag, attrs, text) => {
     const node = document.createElementNS(ns, tag);
@@ -410,19 +502,21 @@ function showError(text) {
   $('error').hidden = !text;
 }
 
+const FORM_KEYS = ['threads', 'runs', 'warmup', 'blocks', 'models', 'sizes', 'gemm', 'memory'];
+
 function fillForm(s) {
   for (const input of document.querySelectorAll('input[name="build"]')) {
     input.checked = s.builds.includes(input.value);
     input.disabled = !features.available.includes(input.value);
   }
   const query = new URLSearchParams(settingsQuery(s));
-  for (const key of ['threads', 'runs', 'warmup', 'blocks', 'models', 'sizes']) $(key).value = query.get(key);
+  for (const key of FORM_KEYS) $(key).value = query.get(key);
 }
 
 function formParams() {
   const p = new URLSearchParams();
   p.set('builds', [...document.querySelectorAll('input[name="build"]:checked')].map((i) => i.value).join(','));
-  for (const key of ['threads', 'runs', 'warmup', 'blocks', 'models', 'sizes']) p.set(key, $(key).value);
+  for (const key of FORM_KEYS) p.set(key, $(key).value);
   return p;
 }
 
@@ -448,18 +542,23 @@ async function run() {
   try {
     const pool = Math.max(...settings.threads);
     const buildInfo = {};
+    const peaks = {};
     for (const build of settings.builds) {
-      $('status').textContent = `Starting ${BUILD_LABELS[build]}…`;
+      $('status').textContent = `Starting ${BUILD_LABELS[build]} and measuring its SIMD peak…`;
       const worker = startBuildWorker(build);
       workers.push(worker);
-      buildInfo[build] = (await worker.request({ type: 'start', build, pool: build === 'single' ? 1 : pool })).buildInfo;
+      const started = await worker.request({ type: 'start', build, pool: build === 'single' ? 1 : pool });
+      buildInfo[build] = { ...started.buildInfo, kernels: started.kernels, peak_gmac_per_s_per_core: round(started.peak, 2) };
+      peaks[build] = started.peak;
     }
     const progress = $('progress');
-    const results = await measure(settings, workers, (done, total, text) => {
+    const onProgress = (done, total, text) => {
       progress.max = total;
       progress.value = done;
       $('status').textContent = done < total ? `Measuring ${text} (${done + 1}/${total})…` : '';
-    });
+    };
+    const results = await measure(settings, workers, peaks, onProgress);
+    if (settings.memory > 0) results.push(...await measureMemory(settings, workers, onProgress));
     report = {
       environment: environment(),
       settings: { ...settings, query: settingsQuery(settings) },

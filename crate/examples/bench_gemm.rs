@@ -20,6 +20,7 @@
 
 use std::time::Instant;
 
+use effyolo::bench::{self, fill};
 use effyolo::kernels::gemm::{
     self, GemmKernel, GemmOptions, Im2Col, Lhs, MatMut, MatRef, PackedA, Rhs,
 };
@@ -125,19 +126,6 @@ fn parse_args() -> Result<Args, String> {
     Ok(args)
 }
 
-/// A deterministic fill in [-1, 1).
-fn fill(len: usize, seed: u32) -> Vec<f32> {
-    let mut state = seed.wrapping_mul(2_654_435_761).max(1);
-    (0..len)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 17;
-            state ^= state << 5;
-            (state >> 8) as f32 / (1u32 << 23) as f32 - 1.0
-        })
-        .collect()
-}
-
 /// Median seconds per call of `f`, timing batches long enough for the clock.
 fn median_seconds(runs: usize, warmup: usize, mut f: impl FnMut()) -> f64 {
     let start = Instant::now();
@@ -184,39 +172,14 @@ fn print_line(kernel: &str, op: &str, (m, n, k): (usize, usize, usize), threads:
     );
 }
 
-/// Multiply-adds per second of twelve independent multiply-add chains on `f32x4`: enough
-/// chains to hide the latency, few enough registers (14) not to spill.
-#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
-fn peak_gmac_per_s(runs: usize) -> f64 {
-    use core::arch::wasm32::{f32x4_add, f32x4_splat, v128};
-
-    #[inline(always)]
-    fn madd(acc: v128, x: v128, y: v128) -> v128 {
-        // `x * y` is the same every step; the relaxed instruction is never split, and the
-        // plain form multiplies the accumulator so the product cannot be hoisted.
-        #[cfg(target_feature = "relaxed-simd")]
-        return core::arch::wasm32::f32x4_relaxed_madd(x, y, acc);
-        #[cfg(not(target_feature = "relaxed-simd"))]
-        f32x4_add(core::arch::wasm32::f32x4_mul(acc, x), y)
-    }
-
-    #[inline(never)]
-    fn chains(iters: usize, x: f32, y: f32) -> v128 {
-        let (x, y) = (f32x4_splat(x), f32x4_splat(y));
-        let mut acc = [f32x4_splat(1.0); 12];
-        for _ in 0..iters {
-            for a in acc.iter_mut() {
-                *a = madd(*a, x, y);
-            }
-        }
-        acc.iter().fold(f32x4_splat(0.0), |s, &a| f32x4_add(s, a))
-    }
-
+/// Multiply-adds per second of the build's SIMD peak ([`bench::simd_peak_chains`]).
+fn peak_gmac_per_s(runs: usize) -> Result<f64, String> {
     let iters = 1 << 20;
+    let macs = bench::simd_peak_chains(iters).map_err(|e| e.to_string())?;
     let secs = median_seconds(runs, 3, || {
-        std::hint::black_box(chains(iters, std::hint::black_box(0.999), 1e-3));
+        bench::simd_peak_chains(iters).expect("measured once already");
     });
-    (iters * 12 * 4) as f64 / secs / 1e9
+    Ok(macs as f64 / secs / 1e9)
 }
 
 fn main() {
@@ -225,13 +188,12 @@ fn main() {
         std::process::exit(2);
     });
     if args.peak {
-        #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
-        println!(
-            "{{\"kernel\":\"peak\",\"op\":\"peak\",\"threads\":1,\"gmac_per_s\":{:.2}}}",
-            peak_gmac_per_s(args.runs)
-        );
-        #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
-        eprintln!("bench_gemm: --peak measures wasm SIMD; this is not a wasm SIMD build");
+        match peak_gmac_per_s(args.runs) {
+            Ok(peak) => println!(
+                "{{\"kernel\":\"peak\",\"op\":\"peak\",\"threads\":1,\"gmac_per_s\":{peak:.2}}}"
+            ),
+            Err(e) => eprintln!("bench_gemm: --peak: {e}"),
+        }
     }
     for &threads in &args.threads {
         if threads > 1 && !THREADS_COMPILED {

@@ -12,6 +12,7 @@
 use std::time::Instant;
 
 use effyolo::kernels::Parallelism;
+use effyolo::model::efficientformer::StepTimes;
 use effyolo::model::{synthetic, Detector, ModelConfig};
 use effyolo::Tensor;
 
@@ -51,14 +52,26 @@ fn parse_args() -> Result<Args, String> {
         match flag.as_str() {
             "--model" => a.model = value()?,
             "--mhsa" => a.mhsa = Some(value()?.parse().map_err(|e| format!("--mhsa: {e}"))?),
-            "--sizes" => a.sizes = value()?.split(',').map(parse_size).collect::<Result<_, _>>()?,
+            "--sizes" => {
+                a.sizes = value()?
+                    .split(',')
+                    .map(parse_size)
+                    .collect::<Result<_, _>>()?
+            }
             "--threads" => {
-                a.threads = value()?.split(',').map(|t| t.parse().map_err(|e| format!("--threads: {e}"))).collect::<Result<_, _>>()?
+                a.threads = value()?
+                    .split(',')
+                    .map(|t| t.parse().map_err(|e| format!("--threads: {e}")))
+                    .collect::<Result<_, _>>()?
             }
             "--runs" => a.runs = value()?.parse().map_err(|e| format!("--runs: {e}"))?,
             "--warmup" => a.warmup = value()?.parse().map_err(|e| format!("--warmup: {e}"))?,
             "--build" => a.build = value()?,
-            "--peak-per-core" => a.peak_per_core = value()?.parse().map_err(|e| format!("--peak-per-core: {e}"))?,
+            "--peak-per-core" => {
+                a.peak_per_core = value()?
+                    .parse()
+                    .map_err(|e| format!("--peak-per-core: {e}"))?
+            }
             other => return Err(format!("unknown argument '{other}'")),
         }
     }
@@ -109,7 +122,11 @@ fn run(args: &Args) -> effyolo::Result<()> {
         let input = Tensor::new(&[3, h, w], synthetic::input(h, w))?;
         let gmac = det.mac_count((h, w))?.total() as f64 / 1e9;
         for &threads in &args.threads {
-            det.set_parallelism(if threads > 1 { Parallelism::Threads(threads) } else { Parallelism::Serial });
+            det.set_parallelism(if threads > 1 {
+                Parallelism::Threads(threads)
+            } else {
+                Parallelism::Serial
+            });
             for _ in 0..args.warmup {
                 det.forward(&input, None)?;
             }
@@ -117,18 +134,18 @@ fn run(args: &Args) -> effyolo::Result<()> {
             let mut stages: Vec<(String, f64)> = Vec::new();
             for run in 0..args.runs {
                 let start = Instant::now();
-                let mut last = start;
-                let mut steps = Vec::new();
-                det.forward_observed(&input, &mut |name, _| {
-                    let t = Instant::now();
-                    steps.push((name.to_string(), (t - last).as_secs_f64() * 1e3));
-                    last = t;
-                })?;
-                times.push(start.elapsed().as_secs_f64() * 1e3);
+                let clock = || start.elapsed().as_secs_f64() * 1e3;
+                let mut step_times = StepTimes::new(0.0);
+                det.forward_observed(&input, &mut |name, _| step_times.mark(name, clock()))?;
+                let mut steps = step_times.finish(clock());
+                times.push(steps.pop().map_or(0.0, |(_, total)| total));
                 if run == 0 {
                     stages = steps;
                 } else {
-                    stages.iter_mut().zip(steps).for_each(|(s, (_, ms))| s.1 += ms);
+                    stages
+                        .iter_mut()
+                        .zip(steps)
+                        .for_each(|(s, (_, ms))| s.1 += ms);
                 }
             }
             times.sort_by(f64::total_cmp);
@@ -148,12 +165,16 @@ fn run(args: &Args) -> effyolo::Result<()> {
                 "peak_pct": round2(100.0 * gmac_per_s / (args.peak_per_core * threads as f64)),
             });
             println!("{line}");
-            // In forward order; a step's time is from the previous step's end to its own.
+            // In forward order: see `StepTimes` (plain steps add up to the total, `a.b`
+            // sub-steps split their step).
             let breakdown: Vec<serde_json::Value> = stages
                 .iter()
                 .map(|(name, total)| serde_json::json!({ "step": name, "ms": round2(total / args.runs as f64) }))
                 .collect();
-            println!("{}", serde_json::json!({ "model": args.model, "size": h, "threads": threads, "build": args.build, "stages_ms": breakdown }));
+            println!(
+                "{}",
+                serde_json::json!({ "model": args.model, "size": h, "threads": threads, "build": args.build, "stages_ms": breakdown })
+            );
         }
     }
     Ok(())

@@ -37,7 +37,9 @@ fn parse_args() -> Result<Args, String> {
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--variant" => variant = args.next().ok_or("--variant needs a value")?,
-            "--classes" => classes = Some(PathBuf::from(args.next().ok_or("--classes needs a file")?)),
+            "--classes" => {
+                classes = Some(PathBuf::from(args.next().ok_or("--classes needs a file")?))
+            }
             "--f32" => storage = StorageType::F32,
             "-h" | "--help" => return Err(String::new()),
             flag if flag.starts_with("--") => return Err(format!("unknown option {flag}")),
@@ -46,7 +48,12 @@ fn parse_args() -> Result<Args, String> {
         }
     }
     let out = out.ok_or("missing the output path")?;
-    Ok(Args { out, variant, classes, storage })
+    Ok(Args {
+        out,
+        variant,
+        classes,
+        storage,
+    })
 }
 
 fn run(args: &Args) -> Result<(), String> {
@@ -54,13 +61,18 @@ fn run(args: &Args) -> Result<(), String> {
     if let Some(path) = &args.classes {
         let text = std::fs::read_to_string(path)
             .map_err(|e| format!("cannot read class names '{}': {e}", path.display()))?;
-        config.class_names =
-            text.lines().map(str::trim).filter(|l| !l.is_empty()).map(String::from).collect();
+        config.class_names = text
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .map(String::from)
+            .collect();
     }
     let tensors = Detector::synthetic_tensors(&config).map_err(|e| e.to_string())?;
     let bytes = write_safetensors(&tensors, &config, args.storage).map_err(|e| e.to_string())?;
     if let Some(dir) = args.out.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|e| format!("cannot create '{}': {e}", dir.display()))?;
+        std::fs::create_dir_all(dir)
+            .map_err(|e| format!("cannot create '{}': {e}", dir.display()))?;
     }
     std::fs::write(&args.out, &bytes)
         .map_err(|e| format!("cannot write '{}': {e}", args.out.display()))?;

@@ -8,6 +8,7 @@
 //! `Result`) <- [`model`] (the network, weight loading, pre/post-processing) <- bindings
 //! (the CLI in `src/bin`, the wasm API).
 
+pub mod bench;
 pub mod error;
 pub mod kernels;
 pub mod model;

@@ -19,12 +19,18 @@ impl Tensor {
                 data.len()
             )));
         }
-        Ok(Tensor { shape: shape.to_vec(), data })
+        Ok(Tensor {
+            shape: shape.to_vec(),
+            data,
+        })
     }
 
     pub fn zeros(shape: &[usize]) -> Self {
         let n = shape.iter().product();
-        Tensor { shape: shape.to_vec(), data: vec![0.0; n] }
+        Tensor {
+            shape: shape.to_vec(),
+            data: vec![0.0; n],
+        }
     }
 
     pub fn shape(&self) -> &[usize] {
@@ -68,7 +74,10 @@ impl Tensor {
     pub fn chw(&self, what: &str) -> Result<(usize, usize, usize)> {
         match self.shape[..] {
             [c, h, w] => Ok((c, h, w)),
-            _ => Err(Error::Shape(format!("{what} expects a (C, H, W) tensor, got {:?}", self.shape))),
+            _ => Err(Error::Shape(format!(
+                "{what} expects a (C, H, W) tensor, got {:?}",
+                self.shape
+            ))),
         }
     }
 
@@ -76,7 +85,10 @@ impl Tensor {
     pub fn tokens(&self, what: &str) -> Result<(usize, usize)> {
         match self.shape[..] {
             [n, c] => Ok((n, c)),
-            _ => Err(Error::Shape(format!("{what} expects an (N, C) tensor, got {:?}", self.shape))),
+            _ => Err(Error::Shape(format!(
+                "{what} expects an (N, C) tensor, got {:?}",
+                self.shape
+            ))),
         }
     }
 }

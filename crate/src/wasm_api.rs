@@ -10,9 +10,10 @@
 
 use wasm_bindgen::prelude::*;
 
+use crate::bench::{self, GemmCase};
 use crate::error::Error;
 use crate::kernels::Parallelism;
-use crate::model::efficientformer::Block;
+use crate::model::efficientformer::{Block, StepTimes};
 use crate::model::{DetectOptions, Detector, ModelConfig};
 use crate::Tensor;
 
@@ -37,7 +38,8 @@ fn simd_flavour() -> &'static str {
 /// `{"simd": "relaxed-simd" | "simd128" | "scalar", "threads": bool}`.
 #[wasm_bindgen(js_name = buildInfo)]
 pub fn build_info() -> String {
-    serde_json::json!({ "simd": simd_flavour(), "threads": cfg!(feature = "wasm-threads") }).to_string()
+    serde_json::json!({ "simd": simd_flavour(), "threads": cfg!(feature = "wasm-threads") })
+        .to_string()
 }
 
 /// Milliseconds from the global `performance` clock (window or worker).
@@ -64,7 +66,9 @@ impl WasmDetector {
     /// Loads a safetensors weight file.
     #[wasm_bindgen(constructor)]
     pub fn new(weights: &[u8]) -> Result<WasmDetector, JsError> {
-        Ok(Self::wrap(Detector::from_safetensors(weights).map_err(js_error)?))
+        Ok(Self::wrap(
+            Detector::from_safetensors(weights).map_err(js_error)?,
+        ))
     }
 
     /// An untrained detector with synthetic weights (latency measurements): `variant` is
@@ -78,14 +82,22 @@ impl WasmDetector {
     }
 
     fn wrap(inner: Detector) -> WasmDetector {
-        WasmDetector { inner, rgb: Vec::new(), threads: 1 }
+        WasmDetector {
+            inner,
+            rgb: Vec::new(),
+            threads: 1,
+        }
     }
 
     /// Threads the kernels may use (1 = serial). Only threaded builds honour more than 1;
     /// the pool itself is sized by `initThreadPool`.
     #[wasm_bindgen(js_name = setThreads)]
     pub fn set_threads(&mut self, threads: u32) {
-        self.threads = if cfg!(feature = "wasm-threads") { (threads as usize).max(1) } else { 1 };
+        self.threads = if cfg!(feature = "wasm-threads") {
+            (threads as usize).max(1)
+        } else {
+            1
+        };
         self.inner.set_parallelism(match self.threads {
             1 => Parallelism::Serial,
             n => Parallelism::Threads(n),
@@ -139,19 +151,36 @@ impl WasmDetector {
             }
         }
         self.rgb.clear();
-        self.rgb.extend(rgba.chunks_exact(4).flat_map(|p| [p[0], p[1], p[2]]));
-        let options = DetectOptions { conf_threshold: conf, iou_threshold: iou, max_detections: max_det as usize };
+        self.rgb
+            .extend(rgba.chunks_exact(4).flat_map(|p| [p[0], p[1], p[2]]));
+        let options = DetectOptions {
+            conf_threshold: conf,
+            iou_threshold: iou,
+            max_detections: max_det as usize,
+        };
         let dets = self
             .inner
-            .detect(&self.rgb, w, h, (size_h as usize, size_w as usize), &options)
+            .detect(
+                &self.rgb,
+                w,
+                h,
+                (size_h as usize, size_w as usize),
+                &options,
+            )
             .map_err(js_error)?;
-        Ok(dets.iter().flat_map(|d| [d.x1, d.y1, d.x2, d.y2, d.score, d.class_id as f32]).collect())
+        Ok(dets
+            .iter()
+            .flat_map(|d| [d.x1, d.y1, d.x2, d.y2, d.score, d.class_id as f32])
+            .collect())
     }
 
     /// Multiply-accumulates at an input size: `{"backbone", "neck", "head", "total"}`.
     #[wasm_bindgen(js_name = macCount)]
     pub fn mac_count(&self, size_h: u32, size_w: u32) -> Result<String, JsError> {
-        let m = self.inner.mac_count((size_h as usize, size_w as usize)).map_err(js_error)?;
+        let m = self
+            .inner
+            .mac_count((size_h as usize, size_w as usize))
+            .map_err(js_error)?;
         Ok(serde_json::json!({ "backbone": m.backbone, "neck": m.neck, "head": m.head, "total": m.total() })
             .to_string())
     }
@@ -162,18 +191,15 @@ impl WasmDetector {
         let (h, w) = (size_h as usize, size_w as usize);
         crate::model::preprocess::validate_input_size((h, w)).map_err(js_error)?;
         let input = Tensor::new(&[3, h, w], vec![0.5; 3 * h * w]).map_err(js_error)?;
-        let start = now_ms();
-        let mut last = start;
-        let mut steps = Vec::new();
+        let mut times = StepTimes::new(now_ms());
         self.inner
-            .forward_observed(&input, &mut |name, _| {
-                let t = now_ms();
-                steps.push(serde_json::json!({ "step": name, "ms": t - last }));
-                last = t;
-            })
+            .forward_observed(&input, &mut |name, _| times.mark(name, now_ms()))
             .map_err(js_error)?;
-        steps.push(serde_json::json!({ "step": "total", "ms": now_ms() - start }));
-        Ok(serde_json::Value::Array(steps).to_string())
+        let steps = times
+            .finish(now_ms())
+            .into_iter()
+            .map(|(step, ms)| serde_json::json!({ "step": step, "ms": ms }));
+        Ok(serde_json::Value::Array(steps.collect()).to_string())
     }
 }
 
@@ -204,16 +230,19 @@ impl WasmBlock {
         let block = Block::synthetic(mhsa, dim as usize, grid).map_err(js_error)?;
         let shape = block.input_shape(dim as usize, grid);
         let n = shape.iter().product();
-        let input = Tensor::new(&shape, crate::model::synthetic::uniform("block-input", n)).map_err(js_error)?;
-        Ok(WasmBlock { block, input, grid, parallelism: Parallelism::Serial })
+        let input = Tensor::new(&shape, crate::model::synthetic::uniform("block-input", n))
+            .map_err(js_error)?;
+        Ok(WasmBlock {
+            block,
+            input,
+            grid,
+            parallelism: Parallelism::Serial,
+        })
     }
 
     #[wasm_bindgen(js_name = setThreads)]
     pub fn set_threads(&mut self, threads: u32) {
-        self.parallelism = match threads {
-            n if n > 1 && cfg!(feature = "wasm-threads") => Parallelism::Threads(n as usize),
-            _ => Parallelism::Serial,
-        };
+        self.parallelism = parallelism_for(threads);
     }
 
     /// Multiply-accumulates of one forward pass.
@@ -225,7 +254,81 @@ impl WasmBlock {
     pub fn run(&self) -> Result<f64, JsError> {
         let mut x = self.input.clone();
         let start = now_ms();
-        self.block.forward(&mut x, self.grid, self.parallelism).map_err(js_error)?;
+        self.block
+            .forward(&mut x, self.grid, self.parallelism)
+            .map_err(js_error)?;
         Ok(now_ms() - start)
     }
+}
+
+/// The kernel split for a thread count: serial for one thread and in single-threaded builds.
+fn parallelism_for(threads: u32) -> Parallelism {
+    match threads {
+        n if n > 1 && cfg!(feature = "wasm-threads") => Parallelism::Threads(n as usize),
+        _ => Parallelism::Serial,
+    }
+}
+
+/// One GEMM shape for the benchmark page: `C (m x n) = A (m x k) . B (k x n)`, `A` packed once
+/// as the model's weights are, so a run covers packing `B` and the micro-kernel loop.
+#[wasm_bindgen]
+pub struct WasmGemm {
+    case: GemmCase,
+    parallelism: Parallelism,
+}
+
+#[wasm_bindgen]
+impl WasmGemm {
+    /// `kernel` names one of [`gemm_kernels`] (default: the best one in this build).
+    #[wasm_bindgen(constructor)]
+    pub fn new(kernel: Option<String>, m: u32, n: u32, k: u32) -> Result<WasmGemm, JsError> {
+        let case = GemmCase::new(kernel.as_deref(), m as usize, n as usize, k as usize)
+            .map_err(js_error)?;
+        Ok(WasmGemm {
+            case,
+            parallelism: Parallelism::Serial,
+        })
+    }
+
+    pub fn kernel(&self) -> String {
+        self.case.kernel_name().to_string()
+    }
+
+    #[wasm_bindgen(js_name = setThreads)]
+    pub fn set_threads(&mut self, threads: u32) {
+        self.parallelism = parallelism_for(threads);
+    }
+
+    pub fn macs(&self) -> f64 {
+        self.case.macs() as f64
+    }
+
+    /// One product; returns milliseconds.
+    pub fn run(&mut self) -> f64 {
+        let start = now_ms();
+        self.case.run(self.parallelism);
+        now_ms() - start
+    }
+}
+
+/// The GEMM kernels in this build, best first, as a JSON array of names.
+#[wasm_bindgen(js_name = gemmKernels)]
+pub fn gemm_kernels() -> String {
+    serde_json::json!(bench::kernel_names()).to_string()
+}
+
+/// One core's SIMD multiply-add limit for this build's instructions, in GMAC/s, from `iters`
+/// steps of independent multiply-add chains ([`bench::simd_peak_chains`]).
+#[wasm_bindgen(js_name = simdPeak)]
+pub fn simd_peak(iters: u32) -> Result<f64, JsError> {
+    let start = now_ms();
+    let macs = bench::simd_peak_chains(iters as usize).map_err(js_error)?;
+    let ms = (now_ms() - start).max(1e-3);
+    Ok(macs as f64 / ms / 1e6)
+}
+
+/// Bytes of linear memory the module holds now (wasm memory only grows, never shrinks).
+#[wasm_bindgen(js_name = memoryBytes)]
+pub fn memory_bytes() -> f64 {
+    (core::arch::wasm32::memory_size::<0>() * 65536) as f64
 }

@@ -43,7 +43,9 @@ fn write(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
 
 /// A 40x30 PNG to detect on.
 fn test_image(dir: &Path) -> PathBuf {
-    let img = image::RgbImage::from_fn(40, 30, |x, y| image::Rgb([(x * 6) as u8, (y * 8) as u8, 128]));
+    let img = image::RgbImage::from_fn(40, 30, |x, y| {
+        image::Rgb([(x * 6) as u8, (y * 8) as u8, 128])
+    });
     let p = dir.join("small.png");
     img.save(&p).unwrap();
     p
@@ -59,12 +61,18 @@ fn cli_detect(weights: &Path, image: &Path, extra: &[&str]) -> (i32, String) {
         .arg(image)
         .output()
         .unwrap();
-    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stderr).into_owned())
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 /// The library error names `expect`, and the CLI fails with one line saying the same.
 fn assert_rejected(test: &str, bytes: &[u8], expect: &[&str]) {
-    let err = Detector::from_safetensors(bytes).err().expect("must be rejected").to_string();
+    let err = Detector::from_safetensors(bytes)
+        .err()
+        .expect("must be rejected")
+        .to_string();
     for e in expect {
         assert!(err.contains(e), "{test}: error '{err}' lacks '{e}'");
     }
@@ -73,10 +81,20 @@ fn assert_rejected(test: &str, bytes: &[u8], expect: &[&str]) {
     let w = write(&dir, "w.safetensors", bytes);
     let (code, stderr) = cli_detect(&w, &test_image(&dir), &[]);
     assert_ne!(code, 0, "{test}: CLI exit code");
-    assert!(!stderr.contains("panicked"), "{test}: CLI panicked: {stderr}");
-    assert_eq!(stderr.trim_end().lines().count(), 1, "{test}: stderr is not one line: {stderr}");
+    assert!(
+        !stderr.contains("panicked"),
+        "{test}: CLI panicked: {stderr}"
+    );
+    assert_eq!(
+        stderr.trim_end().lines().count(),
+        1,
+        "{test}: stderr is not one line: {stderr}"
+    );
     for e in expect {
-        assert!(stderr.contains(e), "{test}: CLI stderr '{stderr}' lacks '{e}'");
+        assert!(
+            stderr.contains(e),
+            "{test}: CLI stderr '{stderr}' lacks '{e}'"
+        );
     }
 }
 
@@ -84,7 +102,8 @@ fn assert_rejected(test: &str, bytes: &[u8], expect: &[&str]) {
 fn valid_tiny_file_loads_and_detects() {
     let det = Detector::from_safetensors(&file_bytes(&tiny_tensors())).unwrap();
     let rgb = vec![100u8; 3 * 40 * 30];
-    det.detect(&rgb, 40, 30, (64, 96), &DetectOptions::default()).unwrap();
+    det.detect(&rgb, 40, 30, (64, 96), &DetectOptions::default())
+        .unwrap();
     let dir = temp_dir("valid");
     let w = write(&dir, "w.safetensors", &file_bytes(&tiny_tensors()));
     let (code, stderr) = cli_detect(&w, &test_image(&dir), &["--size", "64"]);
@@ -103,27 +122,42 @@ fn not_a_safetensors_file() {
     let dir = temp_dir("foreign");
     let png = std::fs::read(test_image(&dir)).unwrap();
     assert_rejected("png", &png, &["not a safetensors file"]);
-    assert_rejected("text", b"this is a text file, not weights\n", &["not a safetensors file"]);
+    assert_rejected(
+        "text",
+        b"this is a text file, not weights\n",
+        &["not a safetensors file"],
+    );
 }
 
 #[test]
 fn missing_key() {
     let mut t = tiny_tensors();
     t.retain(|(n, _, _)| n != "neck.td4.cv3.bn.running_var");
-    assert_rejected("missing", &file_bytes(&t), &["missing", "neck.td4.cv3.bn.running_var"]);
+    assert_rejected(
+        "missing",
+        &file_bytes(&t),
+        &["missing", "neck.td4.cv3.bn.running_var"],
+    );
 }
 
 #[test]
 fn unused_key() {
     let mut t = tiny_tensors();
     t.push(("backbone.extra.weight".into(), vec![2], vec![0.0, 1.0]));
-    assert_rejected("unused", &file_bytes(&t), &["unused", "backbone.extra.weight"]);
+    assert_rejected(
+        "unused",
+        &file_bytes(&t),
+        &["unused", "backbone.extra.weight"],
+    );
 }
 
 #[test]
 fn wrong_shape() {
     let mut t = tiny_tensors();
-    let e = t.iter_mut().find(|(n, _, _)| n == "head.m.1.weight").unwrap();
+    let e = t
+        .iter_mut()
+        .find(|(n, _, _)| n == "head.m.1.weight")
+        .unwrap();
     e.1 = vec![e.1[0], e.1[1] / 2, 2, 1];
     assert_rejected("shape", &file_bytes(&t), &["mis-shaped", "head.m.1.weight"]);
 }
@@ -136,24 +170,46 @@ fn wrong_dtype() {
         .iter()
         .map(|(n, s, v)| {
             if n == "backbone.stem.conv1.bias" {
-                (n.clone(), s.clone(), v.iter().flat_map(|x| (*x as i32).to_le_bytes()).collect(), safetensors::Dtype::I32)
+                (
+                    n.clone(),
+                    s.clone(),
+                    v.iter().flat_map(|x| (*x as i32).to_le_bytes()).collect(),
+                    safetensors::Dtype::I32,
+                )
             } else {
-                (n.clone(), s.clone(), v.iter().flat_map(|x| x.to_le_bytes()).collect(), safetensors::Dtype::F32)
+                (
+                    n.clone(),
+                    s.clone(),
+                    v.iter().flat_map(|x| x.to_le_bytes()).collect(),
+                    safetensors::Dtype::F32,
+                )
             }
         })
         .collect();
     let views: Vec<_> = bufs
         .iter()
-        .map(|(n, s, b, d)| (n.clone(), safetensors::tensor::TensorView::new(*d, s.clone(), b).unwrap()))
+        .map(|(n, s, b, d)| {
+            (
+                n.clone(),
+                safetensors::tensor::TensorView::new(*d, s.clone(), b).unwrap(),
+            )
+        })
         .collect();
     let bytes = safetensors::serialize(views, &Some(tiny_config().to_metadata())).unwrap();
-    assert_rejected("dtype", &bytes, &["dtype", "backbone.stem.conv1.bias", "I32"]);
+    assert_rejected(
+        "dtype",
+        &bytes,
+        &["dtype", "backbone.stem.conv1.bias", "I32"],
+    );
 }
 
 #[test]
 fn nan_weights() {
     let mut t = tiny_tensors();
-    t.iter_mut().find(|(n, _, _)| n == "neck.lat4.conv.weight").unwrap().2[3] = f32::NAN;
+    t.iter_mut()
+        .find(|(n, _, _)| n == "neck.lat4.conv.weight")
+        .unwrap()
+        .2[3] = f32::NAN;
     assert_rejected("nan", &file_bytes(&t), &["NaN", "neck.lat4.conv.weight"]);
 }
 
@@ -168,8 +224,14 @@ fn unsupported_input_size() {
     let det = Detector::from_safetensors(&file_bytes(&tiny_tensors())).unwrap();
     let rgb = vec![0u8; 3 * 40 * 30];
     for size in [(100, 100), (0, 64), (64, 48)] {
-        let err = det.detect(&rgb, 40, 30, size, &DetectOptions::default()).unwrap_err().to_string();
-        assert!(err.contains("multiple of 32") || err.contains("multiples of 32"), "{err}");
+        let err = det
+            .detect(&rgb, 40, 30, size, &DetectOptions::default())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("multiple of 32") || err.contains("multiples of 32"),
+            "{err}"
+        );
     }
     let dir = temp_dir("size");
     let w = write(&dir, "w.safetensors", &file_bytes(&tiny_tensors()));
@@ -185,6 +247,11 @@ fn zero_size_and_short_buffers() {
     let o = DetectOptions::default();
     assert!(det.detect(&[], 0, 0, (64, 64), &o).is_err());
     assert!(det.detect(&[0; 10], 40, 30, (64, 64), &o).is_err());
-    let bad = DetectOptions { conf_threshold: f32::NAN, ..o };
-    assert!(det.detect(&[0; 3 * 40 * 30], 40, 30, (64, 64), &bad).is_err());
+    let bad = DetectOptions {
+        conf_threshold: f32::NAN,
+        ..o
+    };
+    assert!(det
+        .detect(&[0; 3 * 40 * 30], 40, 30, (64, 64), &bad)
+        .is_err());
 }

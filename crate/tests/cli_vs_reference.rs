@@ -12,8 +12,8 @@ mod common;
 use std::path::PathBuf;
 use std::process::Command;
 
-use effyolo::model::weights::{write_safetensors, StorageType};
 use common::{config_of, fixture, synthetic_weights};
+use effyolo::model::weights::{write_safetensors, StorageType};
 use serde_json::Value;
 
 fn data_dir() -> PathBuf {
@@ -36,14 +36,20 @@ fn boxes(dets: &Value) -> Vec<([f64; 4], f64, u64)> {
         .iter()
         .map(|d| {
             let g = |k: &str| d[k].as_f64().unwrap();
-            ([g("x1"), g("y1"), g("x2"), g("y2")], g("score"), d["class_id"].as_u64().unwrap())
+            (
+                [g("x1"), g("y1"), g("x2"), g("y2")],
+                g("score"),
+                d["class_id"].as_u64().unwrap(),
+            )
         })
         .collect()
 }
 
 fn assert_covered(what: &str, from: &[([f64; 4], f64, u64)], by: &[([f64; 4], f64, u64)]) {
     for (b, s, c) in from {
-        let ok = by.iter().any(|(b2, s2, c2)| c == c2 && iou(*b, *b2) >= 0.99 && (s - s2).abs() <= 1e-3);
+        let ok = by
+            .iter()
+            .any(|(b2, s2, c2)| c == c2 && iou(*b, *b2) >= 0.99 && (s - s2).abs() <= 1e-3);
         assert!(ok, "{what}: no match for class {c} score {s} box {b:?}");
     }
 }
@@ -53,16 +59,30 @@ fn cli_detections_match_reference_pipeline() {
     let doc = fixture("l1");
     let config = config_of(&doc);
     let (tensors, digest) = synthetic_weights(&config);
-    assert_eq!(digest, doc["weights_sha256"].as_str().unwrap(), "weights differ from the reference export");
+    assert_eq!(
+        digest,
+        doc["weights_sha256"].as_str().unwrap(),
+        "weights differ from the reference export"
+    );
 
     let dir = std::env::temp_dir().join(format!("effyolo-cli-ref-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let weights = dir.join("l1-synthetic.safetensors");
-    std::fs::write(&weights, write_safetensors(&tensors, &config, StorageType::F32).unwrap()).unwrap();
+    std::fs::write(
+        &weights,
+        write_safetensors(&tensors, &config, StorageType::F32).unwrap(),
+    )
+    .unwrap();
 
     let case = &doc["image_case"];
-    let image = data_dir().join("coco-dev/images").join(case["image"].as_str().unwrap());
-    assert!(image.exists(), "{} is missing: set EFFYOLO_DATA to the shared data folder", image.display());
+    let image = data_dir()
+        .join("coco-dev/images")
+        .join(case["image"].as_str().unwrap());
+    assert!(
+        image.exists(),
+        "{} is missing: set EFFYOLO_DATA to the shared data folder",
+        image.display()
+    );
     let out = Command::new(env!("CARGO_BIN_EXE_effyolo"))
         .args(["detect", "--weights"])
         .arg(&weights)
@@ -71,7 +91,11 @@ fn cli_detections_match_reference_pipeline() {
         .arg(&image)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let line: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(line["width"], case["width"]);
     assert_eq!(line["height"], case["height"]);

@@ -33,15 +33,27 @@ fn check_activation(case: &str, name: &str, got: &Tensor, want: &Value) -> f64 {
     let bound = 1e-4 * f(&want["abs_max"]).max(1.0);
     let data = got.data();
     let mut worst = 0.0f64;
-    for (i, v) in want["indices"].as_array().unwrap().iter().zip(want["values"].as_array().unwrap()) {
+    for (i, v) in want["indices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(want["values"].as_array().unwrap())
+    {
         let err = (data[i.as_u64().unwrap() as usize] as f64 - f(v)).abs();
         worst = worst.max(err);
     }
-    assert!(worst <= bound, "{case}/{name}: max sampled error {worst:.3e} > {bound:.1e}");
+    assert!(
+        worst <= bound,
+        "{case}/{name}: max sampled error {worst:.3e} > {bound:.1e}"
+    );
     let n = data.len() as f64;
     let mean = data.iter().map(|&v| v as f64).sum::<f64>() / n;
     let abs_mean = data.iter().map(|&v| (v as f64).abs()).sum::<f64>() / n;
-    assert!((mean - f(&want["mean"])).abs() <= bound, "{case}/{name}: mean {mean} vs {}", want["mean"]);
+    assert!(
+        (mean - f(&want["mean"])).abs() <= bound,
+        "{case}/{name}: mean {mean} vs {}",
+        want["mean"]
+    );
     assert!(
         (abs_mean - f(&want["abs_mean"])).abs() <= bound,
         "{case}/{name}: mean |x| {abs_mean} vs {}",
@@ -53,18 +65,34 @@ fn check_activation(case: &str, name: &str, got: &Tensor, want: &Value) -> f64 {
 fn run_fixture(name: &str) {
     let doc = fixture(name);
     let config = config_of(&doc);
-    assert_eq!(synthetic_weights(&config).1, doc["weights_sha256"].as_str().unwrap(), "{name}: synthetic weights differ from the reference's");
+    assert_eq!(
+        synthetic_weights(&config).1,
+        doc["weights_sha256"].as_str().unwrap(),
+        "{name}: synthetic weights differ from the reference's"
+    );
     let detector = Detector::synthetic(config.clone()).unwrap();
     for case in doc["cases"].as_array().unwrap() {
         let size: [usize; 2] = serde_json::from_value(case["size"].clone()).unwrap();
         let label = format!("{name}@{}x{}", size[0], size[1]);
-        let input = Tensor::new(&[3, size[0], size[1]], synthetic::input(size[0], size[1])).unwrap();
+        let input =
+            Tensor::new(&[3, size[0], size[1]], synthetic::input(size[0], size[1])).unwrap();
         let mut trace = Trace::new();
         let raw = detector.forward(&input, Some(&mut trace)).unwrap();
         let acts = case["activations"].as_object().unwrap();
-        assert_eq!(trace.len(), acts.len(), "{label}: traced stages {:?}", trace.iter().map(|t| &t.0).collect::<Vec<_>>());
-        let margin = trace.iter().map(|(stage, t)| check_activation(&label, stage, t, &acts[stage])).fold(0.0, f64::max);
-        eprintln!("{label}: worst sampled error is {:.1}% of the bound", 100.0 * margin);
+        assert_eq!(
+            trace.len(),
+            acts.len(),
+            "{label}: traced stages {:?}",
+            trace.iter().map(|t| &t.0).collect::<Vec<_>>()
+        );
+        let margin = trace
+            .iter()
+            .map(|(stage, t)| check_activation(&label, stage, t, &acts[stage]))
+            .fold(0.0, f64::max);
+        eprintln!(
+            "{label}: worst sampled error is {:.1}% of the bound",
+            100.0 * margin
+        );
         let options = DetectOptions {
             conf_threshold: f(&case["conf"]) as f32,
             iou_threshold: f(&case["iou"]) as f32,
@@ -72,13 +100,26 @@ fn run_fixture(name: &str) {
         };
         let identity = Letterbox::fit(size[1], size[0], (size[0], size[1])).unwrap();
         let strides = [8.0, 16.0, 32.0];
-        let dets = decode_and_nms(&raw, &config.anchors, &strides, config.num_classes(), &options, &identity).unwrap();
+        let dets = decode_and_nms(
+            &raw,
+            &config.anchors,
+            &strides,
+            config.num_classes(),
+            &options,
+            &identity,
+        )
+        .unwrap();
         let want = case["detections"].as_array().unwrap();
         assert_eq!(dets.len(), want.len(), "{label}: detection count");
         for (d, w) in dets.iter().zip(want) {
             let w: Vec<f64> = serde_json::from_value(w.clone()).unwrap();
             assert_eq!(d.class_id, w[5] as usize, "{label}: class");
-            assert!((d.score as f64 - w[4]).abs() <= 1e-4, "{label}: score {} vs {}", d.score, w[4]);
+            assert!(
+                (d.score as f64 - w[4]).abs() <= 1e-4,
+                "{label}: score {} vs {}",
+                d.score,
+                w[4]
+            );
             for (g, r) in [d.x1, d.y1, d.x2, d.y2].iter().zip(&w[..4]) {
                 assert!((*g as f64 - r).abs() <= 1e-2, "{label}: box {d:?} vs {w:?}");
             }

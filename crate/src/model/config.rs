@@ -90,7 +90,10 @@ impl ModelConfig {
     pub fn validate(&self) -> Result<()> {
         let bad = |m: String| Err(Error::WeightFormat(m));
         if self.widths.iter().any(|&w| w == 0) || self.depths.iter().any(|&d| d == 0) {
-            return bad(format!("widths {:?} and depths {:?} must be positive", self.widths, self.depths));
+            return bad(format!(
+                "widths {:?} and depths {:?} must be positive",
+                self.widths, self.depths
+            ));
         }
         if self.mhsa_blocks > self.depths[3] {
             return bad(format!(
@@ -108,15 +111,25 @@ impl ModelConfig {
         }
         let (h, w) = self.train_size;
         if h == 0 || w == 0 || h % 32 != 0 || w % 32 != 0 {
-            return bad(format!("train_size {h}x{w} must be positive multiples of 32"));
+            return bad(format!(
+                "train_size {h}x{w} must be positive multiples of 32"
+            ));
         }
         if self.class_names.is_empty() {
             return bad("class_names is empty".into());
         }
-        if self.anchors.iter().flatten().flatten().any(|a| !(a.is_finite() && *a > 0.0)) {
+        if self
+            .anchors
+            .iter()
+            .flatten()
+            .flatten()
+            .any(|a| !(a.is_finite() && *a > 0.0))
+        {
             return bad("anchors must be positive and finite".into());
         }
-        if self.std.iter().any(|s| !(s.is_finite() && *s > 0.0)) || self.mean.iter().any(|m| !m.is_finite()) {
+        if self.std.iter().any(|s| !(s.is_finite() && *s > 0.0))
+            || self.mean.iter().any(|m| !m.is_finite())
+        {
             return bad("mean/std must be finite with std > 0".into());
         }
         Ok(())
@@ -135,7 +148,8 @@ impl ModelConfig {
 
     pub fn from_metadata(md: &HashMap<String, String>) -> Result<Self> {
         let get = |key: &str| {
-            md.get(key).ok_or_else(|| Error::WeightFormat(format!("metadata lacks '{key}'")))
+            md.get(key)
+                .ok_or_else(|| Error::WeightFormat(format!("metadata lacks '{key}'")))
         };
         fn json<T: DeserializeOwned>(key: &str, v: &str) -> Result<T> {
             serde_json::from_str(v)
@@ -180,9 +194,18 @@ impl ModelConfig {
         md.insert("widths".into(), j(serde_json::json!(self.widths)));
         md.insert("depths".into(), j(serde_json::json!(self.depths)));
         md.insert("mhsa_blocks".into(), self.mhsa_blocks.to_string());
-        md.insert("width_multiple".into(), j(serde_json::json!(self.width_multiple)));
-        md.insert("depth_multiple".into(), j(serde_json::json!(self.depth_multiple)));
-        md.insert("train_size".into(), j(serde_json::json!([self.train_size.0, self.train_size.1])));
+        md.insert(
+            "width_multiple".into(),
+            j(serde_json::json!(self.width_multiple)),
+        );
+        md.insert(
+            "depth_multiple".into(),
+            j(serde_json::json!(self.depth_multiple)),
+        );
+        md.insert(
+            "train_size".into(),
+            j(serde_json::json!([self.train_size.0, self.train_size.1])),
+        );
         md.insert("class_names".into(), j(serde_json::json!(self.class_names)));
         md.insert("anchors".into(), j(serde_json::json!(self.anchors)));
         md.insert("mean".into(), j(serde_json::json!(self.mean)));
@@ -204,7 +227,14 @@ mod tests {
     #[test]
     fn neck_widths_follow_yolov5_rounding() {
         let cfg = ModelConfig::variant("l1").unwrap();
-        assert_eq!([cfg.neck_width(256), cfg.neck_width(512), cfg.neck_width(1024)], [64, 128, 256]);
+        assert_eq!(
+            [
+                cfg.neck_width(256),
+                cfg.neck_width(512),
+                cfg.neck_width(1024)
+            ],
+            [64, 128, 256]
+        );
         assert_eq!(cfg.c3_depth(), 1);
     }
 
@@ -212,8 +242,14 @@ mod tests {
     fn rejects_foreign_and_bad_metadata() {
         let mut md = ModelConfig::variant("l1").unwrap().to_metadata();
         md.insert("mhsa_blocks".into(), "9".into());
-        assert!(ModelConfig::from_metadata(&md).unwrap_err().to_string().contains("mhsa_blocks"));
+        assert!(ModelConfig::from_metadata(&md)
+            .unwrap_err()
+            .to_string()
+            .contains("mhsa_blocks"));
         md.insert("format".into(), "other".into());
-        assert!(ModelConfig::from_metadata(&md).unwrap_err().to_string().contains("not an effyolo"));
+        assert!(ModelConfig::from_metadata(&md)
+            .unwrap_err()
+            .to_string()
+            .contains("not an effyolo"));
     }
 }

@@ -4,10 +4,10 @@
 use crate::error::{Error, Result};
 use crate::kernels::Parallelism;
 use crate::model::config::{ModelConfig, STRIDES};
-use crate::model::efficientformer::{Backbone, Observer, Trace};
+use crate::model::efficientformer::{is_sub_step, Backbone, Observer, Trace};
 use crate::model::postprocess::{decode_and_nms, DetectOptions, Detection};
-use crate::model::synthetic;
 use crate::model::preprocess::{letterbox, validate_input_size};
+use crate::model::synthetic;
 use crate::model::weights::{Loader, SafetensorsSource, TensorSource};
 use crate::model::yolo::{Detect, Neck};
 use crate::tensor::Tensor;
@@ -79,7 +79,14 @@ impl Detector {
         let backbone = Backbone::load(loader, &config)?;
         let neck = Neck::load(loader, &config)?;
         let head = Detect::load(loader, &config, neck.out_channels())?;
-        Ok(Detector { config, backbone, neck, head, parameter_count: 0, parallelism: Parallelism::Serial })
+        Ok(Detector {
+            config,
+            backbone,
+            neck,
+            head,
+            parameter_count: 0,
+            parallelism: Parallelism::Serial,
+        })
     }
 
     pub fn info(&self) -> &ModelConfig {
@@ -99,17 +106,24 @@ impl Detector {
     /// With `trace`, every stage's output is recorded under the reference's names.
     pub fn forward(&self, input: &Tensor, trace: Option<&mut Trace>) -> Result<Vec<Tensor>> {
         match trace {
-            Some(tr) => self.forward_observed(input, &mut |name, t| tr.push((name.to_string(), t.clone()))),
+            Some(tr) => self.forward_observed(input, &mut |name, t| {
+                if !is_sub_step(name) {
+                    tr.push((name.to_string(), t.clone()))
+                }
+            }),
             None => self.forward_observed(input, &mut |_, _| {}),
         }
     }
 
     /// [`Detector::forward`] calling `observe(step, output)` after the stem, each stage, each
-    /// tap, each neck output and each head level.
+    /// tap, each neck output and each head level, and after the parts of each stage (sub-steps,
+    /// see [`Observer`]).
     pub fn forward_observed(&self, input: &Tensor, observe: Observer) -> Result<Vec<Tensor>> {
         let (c, h, w) = input.chw("detector input")?;
         if c != 3 {
-            return Err(Error::Shape(format!("detector input must have 3 channels, got {c}")));
+            return Err(Error::Shape(format!(
+                "detector input must have 3 channels, got {c}"
+            )));
         }
         validate_input_size((h, w))?;
         let par = self.parallelism;
@@ -132,7 +146,14 @@ impl Detector {
         let (input, lb) = letterbox(rgb, width, height, size, self.config.mean, self.config.std)?;
         let raw = self.forward(&input, None)?;
         let strides = STRIDES.map(|s| s as f32);
-        decode_and_nms(&raw, &self.config.anchors, &strides, self.config.num_classes(), options, &lb)
+        decode_and_nms(
+            &raw,
+            &self.config.anchors,
+            &strides,
+            self.config.num_classes(),
+            options,
+            &lb,
+        )
     }
 
     /// Number of parameters in the weight file (BatchNorm running statistics excluded); 0 for
@@ -164,9 +185,15 @@ mod tests {
         let det = Detector::synthetic(ModelConfig::variant("l1").unwrap()).unwrap();
         let m = det.mac_count((224, 224)).unwrap();
         let gmac = m.backbone as f64 / 1e9;
-        assert!((1.25..1.35).contains(&gmac), "L1 backbone at 224: {gmac:.3} GMAC");
+        assert!(
+            (1.25..1.35).contains(&gmac),
+            "L1 backbone at 224: {gmac:.3} GMAC"
+        );
         // The detector at 320 with a yolov5n-width neck: about 2.9 GMAC (model spec).
         let total = det.mac_count((320, 320)).unwrap().total() as f64 / 1e9;
-        assert!((2.8..3.0).contains(&total), "L1 detector at 320: {total:.3} GMAC");
+        assert!(
+            (2.8..3.0).contains(&total),
+            "L1 detector at 320: {total:.3} GMAC"
+        );
     }
 }

@@ -20,8 +20,8 @@ use crate::model::weights::Loader;
 use crate::ops::attention::{gather_attention_bias, multi_head_attention, resample_attention_bias};
 use crate::ops::conv::Conv2d;
 use crate::ops::linear::Linear;
-use crate::ops::norm::{group_norm_1, layer_norm};
 use crate::ops::mlp::conv_mlp_residual;
+use crate::ops::norm::{group_norm_1, layer_norm};
 use crate::ops::pool::pool_mixer_residual;
 use crate::ops::Activation;
 use crate::tensor::Tensor;
@@ -30,8 +30,58 @@ use crate::tensor::Tensor;
 pub type Trace = Vec<(String, Tensor)>;
 
 /// Called after each named step of the forward pass with its output: records a [`Trace`],
-/// or reads a clock for a per-stage time breakdown.
+/// or reads a clock for a per-stage time breakdown. Steps named `outer.inner` (a stage's
+/// downsampling and blocks, e.g. `stage4.block3`) are parts of the next plain-named step:
+/// timing points for a finer breakdown, not in a [`Trace`].
 pub type Observer<'a> = &'a mut dyn FnMut(&str, &Tensor);
+
+/// Whether an observed step is a part of a larger one (see [`Observer`]).
+pub fn is_sub_step(name: &str) -> bool {
+    name.contains('.')
+}
+
+/// Per-step durations from clock readings taken in an [`Observer`]: a plain step lasts from
+/// the previous plain step to itself (so the plain steps add up to the whole pass), a sub-step
+/// from the previous reading of either kind (so the sub-steps split their step).
+#[derive(Debug, Default)]
+pub struct StepTimes {
+    start: f64,
+    last_step: f64,
+    last_any: f64,
+    steps: Vec<(String, f64)>,
+}
+
+impl StepTimes {
+    /// Starts at clock reading `now` (milliseconds, any origin).
+    pub fn new(now: f64) -> Self {
+        StepTimes {
+            start: now,
+            last_step: now,
+            last_any: now,
+            steps: Vec::new(),
+        }
+    }
+
+    /// Records step `name` as finished at `now`.
+    pub fn mark(&mut self, name: &str, now: f64) {
+        let since = if is_sub_step(name) {
+            self.last_any
+        } else {
+            self.last_step
+        };
+        self.steps.push((name.to_string(), now - since));
+        self.last_any = now;
+        if !is_sub_step(name) {
+            self.last_step = now;
+        }
+    }
+
+    /// The steps in order, then `("total", now - start)`.
+    pub fn finish(mut self, now: f64) -> Vec<(String, f64)> {
+        self.steps.push(("total".to_string(), now - self.start));
+        self.steps
+    }
+}
 
 /// Conv2d (with bias) followed by BatchNorm, folded into one convolution.
 pub(crate) fn conv_bn(
@@ -59,7 +109,9 @@ pub(crate) fn conv_bn(
 fn scale_rows(weight: &mut [f32], bias: &mut [f32], scale: &[f32]) {
     let row = weight.len() / scale.len().max(1);
     for (o, &s) in scale.iter().enumerate() {
-        weight[o * row..(o + 1) * row].iter_mut().for_each(|w| *w *= s);
+        weight[o * row..(o + 1) * row]
+            .iter_mut()
+            .for_each(|w| *w *= s);
         bias[o] *= s;
     }
 }
@@ -77,8 +129,24 @@ pub struct Meta4D {
 impl Meta4D {
     fn load(ld: &mut Loader, p: &str, dim: usize) -> Result<Self> {
         let hidden = 4 * dim;
-        let fc1 = conv_bn(ld, &format!("{p}.mlp.fc1"), &format!("{p}.mlp.norm1"), [hidden, dim, 1, 1], 1, true, BACKBONE_BN_EPS)?;
-        let mut fc2 = conv_bn(ld, &format!("{p}.mlp.fc2"), &format!("{p}.mlp.norm2"), [dim, hidden, 1, 1], 1, true, BACKBONE_BN_EPS)?;
+        let fc1 = conv_bn(
+            ld,
+            &format!("{p}.mlp.fc1"),
+            &format!("{p}.mlp.norm1"),
+            [hidden, dim, 1, 1],
+            1,
+            true,
+            BACKBONE_BN_EPS,
+        )?;
+        let mut fc2 = conv_bn(
+            ld,
+            &format!("{p}.mlp.fc2"),
+            &format!("{p}.mlp.norm2"),
+            [dim, hidden, 1, 1],
+            1,
+            true,
+            BACKBONE_BN_EPS,
+        )?;
         let ls1 = ld.tensor(&format!("{p}.ls1.gamma"), &[dim]);
         let ls2 = ld.tensor(&format!("{p}.ls2.gamma"), &[dim]);
         fc2.scale_output_channels(&ls2)?;
@@ -111,7 +179,13 @@ pub struct Meta3D {
 }
 
 /// Loads a PyTorch `nn.Linear` (weight (out, in), bias), optionally scaling its outputs.
-fn linear(ld: &mut Loader, p: &str, inp: usize, out: usize, scale: Option<&[f32]>) -> Result<Linear> {
+fn linear(
+    ld: &mut Loader,
+    p: &str,
+    inp: usize,
+    out: usize,
+    scale: Option<&[f32]>,
+) -> Result<Linear> {
     let mut w = ld.tensor(&format!("{p}.weight"), &[out, inp]);
     let mut b = ld.tensor(&format!("{p}.bias"), &[out]);
     if let Some(s) = scale {
@@ -127,7 +201,10 @@ impl Meta3D {
         let ls1 = ld.tensor(&format!("{p}.ls1.gamma"), &[dim]);
         let ls2 = ld.tensor(&format!("{p}.ls2.gamma"), &[dim]);
         let norm = |ld: &mut Loader, n: &str| {
-            (ld.tensor(&format!("{p}.{n}.weight"), &[dim]), ld.tensor(&format!("{p}.{n}.bias"), &[dim]))
+            (
+                ld.tensor(&format!("{p}.{n}.weight"), &[dim]),
+                ld.tensor(&format!("{p}.{n}.bias"), &[dim]),
+            )
         };
         Ok(Meta3D {
             norm1: norm(ld, "norm1"),
@@ -146,7 +223,8 @@ impl Meta3D {
 
     /// The (heads, N, N) bias for an H x W token grid, resampled from the trained grid.
     pub fn attention_bias(&self, grid: (usize, usize)) -> Result<Vec<f32>> {
-        let table = resample_attention_bias(&self.attention_biases, NUM_HEADS, self.train_grid, grid)?;
+        let table =
+            resample_attention_bias(&self.attention_biases, NUM_HEADS, self.train_grid, grid)?;
         gather_attention_bias(&table, NUM_HEADS, grid)
     }
 
@@ -157,11 +235,17 @@ impl Meta3D {
         let scale = (KEY_DIM as f32).powf(-0.5);
         let a = multi_head_attention(&qkv, NUM_HEADS, KEY_DIM, VAL_DIM, &bias, scale, par)?;
         let y = self.proj.forward(&a, Activation::None, par)?;
-        x.data_mut().iter_mut().zip(y.data()).for_each(|(a, b)| *a += b);
+        x.data_mut()
+            .iter_mut()
+            .zip(y.data())
+            .for_each(|(a, b)| *a += b);
         let t = layer_norm(x, &self.norm2.0, &self.norm2.1, LAYER_NORM_EPS)?;
         let hidden = self.fc1.forward(&t, Activation::Gelu, par)?;
         let y = self.fc2.forward(&hidden, Activation::None, par)?;
-        x.data_mut().iter_mut().zip(y.data()).for_each(|(a, b)| *a += b);
+        x.data_mut()
+            .iter_mut()
+            .zip(y.data())
+            .for_each(|(a, b)| *a += b);
         Ok(())
     }
 
@@ -183,7 +267,9 @@ impl Block {
     /// A Meta4D (`mhsa == false`) or Meta3D block of width `dim` for an `grid` token grid.
     pub fn synthetic(mhsa: bool, dim: usize, grid: (usize, usize)) -> Result<Self> {
         if dim == 0 || grid.0 == 0 || grid.1 == 0 {
-            return Err(Error::InvalidInput(format!("block width {dim} and grid {grid:?} must be positive")));
+            return Err(Error::InvalidInput(format!(
+                "block width {dim} and grid {grid:?} must be positive"
+            )));
         }
         let mut ld = Loader::synthetic();
         let block = if mhsa {
@@ -259,20 +345,30 @@ impl Stage {
         &self.mhsa_blocks
     }
 
-    pub fn forward(&self, mut x: Tensor, par: Parallelism) -> Result<Tensor> {
+    /// Runs the stage; `name` prefixes the sub-steps it reports to `observe`.
+    pub fn forward(
+        &self,
+        mut x: Tensor,
+        par: Parallelism,
+        name: &str,
+        observe: Observer,
+    ) -> Result<Tensor> {
         if let Some(ds) = &self.downsample {
             x = ds.forward(&x, Activation::None, par)?;
+            observe(&format!("{name}.downsample"), &x);
         }
-        for b in &self.pool_blocks {
+        for (j, b) in self.pool_blocks.iter().enumerate() {
             b.forward(&mut x, par)?;
+            observe(&format!("{name}.block{j}"), &x);
         }
         if self.mhsa_blocks.is_empty() {
             return Ok(x);
         }
         let (_, h, w) = x.chw("stage")?;
         let mut t = flatten_tokens(&x)?;
-        for b in &self.mhsa_blocks {
+        for (j, b) in self.mhsa_blocks.iter().enumerate() {
             b.forward(&mut t, (h, w), par)?;
+            observe(&format!("{name}.block{}", self.pool_blocks.len() + j), &t);
         }
         unflatten_tokens(&t, h, w)
     }
@@ -291,27 +387,63 @@ impl Backbone {
         let d = cfg.depths;
         let eps = BACKBONE_BN_EPS;
         let stem = [
-            conv_bn(ld, "backbone.stem.conv1", "backbone.stem.norm1", [w[0] / 2, 3, 3, 3], 2, true, eps)?,
-            conv_bn(ld, "backbone.stem.conv2", "backbone.stem.norm2", [w[0], w[0] / 2, 3, 3], 2, true, eps)?,
+            conv_bn(
+                ld,
+                "backbone.stem.conv1",
+                "backbone.stem.norm1",
+                [w[0] / 2, 3, 3, 3],
+                2,
+                true,
+                eps,
+            )?,
+            conv_bn(
+                ld,
+                "backbone.stem.conv2",
+                "backbone.stem.norm2",
+                [w[0], w[0] / 2, 3, 3],
+                2,
+                true,
+                eps,
+            )?,
         ];
         let mut stages = Vec::new();
         for i in 0..4 {
             let p = format!("backbone.stages.{i}");
             let downsample = if i > 0 {
                 let shape = [w[i], w[i - 1], 3, 3];
-                Some(conv_bn(ld, &format!("{p}.downsample.conv"), &format!("{p}.downsample.norm"), shape, 2, true, eps)?)
+                Some(conv_bn(
+                    ld,
+                    &format!("{p}.downsample.conv"),
+                    &format!("{p}.downsample.norm"),
+                    shape,
+                    2,
+                    true,
+                    eps,
+                )?)
             } else {
                 None
             };
             let mhsa = if i == 3 { cfg.mhsa_blocks } else { 0 };
             let pools = d[i] - mhsa;
-            let pool_blocks =
-                (0..pools).map(|j| Meta4D::load(ld, &format!("{p}.blocks.{j}"), w[i])).collect::<Result<_>>()?;
+            let pool_blocks = (0..pools)
+                .map(|j| Meta4D::load(ld, &format!("{p}.blocks.{j}"), w[i]))
+                .collect::<Result<_>>()?;
             // Block index `pools` is the parameter-free Flat, as in timm.
             let mhsa_blocks = (0..mhsa)
-                .map(|j| Meta3D::load(ld, &format!("{p}.blocks.{}", pools + 1 + j), w[i], cfg.train_grid()))
+                .map(|j| {
+                    Meta3D::load(
+                        ld,
+                        &format!("{p}.blocks.{}", pools + 1 + j),
+                        w[i],
+                        cfg.train_grid(),
+                    )
+                })
                 .collect::<Result<_>>()?;
-            stages.push(Stage { downsample, pool_blocks, mhsa_blocks });
+            stages.push(Stage {
+                downsample,
+                pool_blocks,
+                mhsa_blocks,
+            });
         }
         let norms = (0..3)
             .map(|k| {
@@ -322,7 +454,11 @@ impl Backbone {
                 )
             })
             .collect();
-        Ok(Backbone { stem, stages, norms })
+        Ok(Backbone {
+            stem,
+            stages,
+            norms,
+        })
     }
 
     pub fn stages(&self) -> &[Stage] {
@@ -336,8 +472,9 @@ impl Backbone {
         observe("stem", &x);
         let mut taps = Vec::with_capacity(3);
         for (i, stage) in self.stages.iter().enumerate() {
-            x = stage.forward(x, par)?;
-            observe(&format!("stage{}", i + 1), &x);
+            let name = format!("stage{}", i + 1);
+            x = stage.forward(x, par, &name, observe)?;
+            observe(&name, &x);
             if i >= 1 {
                 let (g, b) = &self.norms[i - 1];
                 taps.push(group_norm_1(&x, g, b, GROUP_NORM_EPS)?);
@@ -346,7 +483,8 @@ impl Backbone {
         for (k, t) in taps.iter().enumerate() {
             observe(&format!("tap{}", k + 3), t);
         }
-        taps.try_into().map_err(|_| Error::Shape("the backbone yields three taps".into()))
+        taps.try_into()
+            .map_err(|_| Error::Shape("the backbone yields three taps".into()))
     }
 
     /// Multiply-accumulates at input (H, W) (convolutions, linear maps and attention products).

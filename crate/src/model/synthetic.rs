@@ -6,7 +6,8 @@
 
 /// FNV-1a, 32-bit.
 fn fnv1a32(text: &str) -> u32 {
-    text.bytes().fold(0x811c_9dc5, |h, b| (h ^ b as u32).wrapping_mul(0x0100_0193))
+    text.bytes()
+        .fold(0x811c_9dc5, |h, b| (h ^ b as u32).wrapping_mul(0x0100_0193))
 }
 
 /// `n` values in [-1, 1): murmur3's fmix32 of (fnv1a(name) ^ (i * 0x9E3779B9)).
@@ -48,10 +49,16 @@ fn centre_and_scale(name: &str, shape: &[usize]) -> (f32, f32) {
 /// The synthetic tensor `name` of `shape`.
 pub fn tensor(name: &str, shape: &[usize]) -> Vec<f32> {
     let (centre, scale) = centre_and_scale(name, shape);
-    uniform(name, shape.iter().product()).into_iter().map(|v| centre + scale * v).collect()
+    uniform(name, shape.iter().product())
+        .into_iter()
+        .map(|v| centre + scale * v)
+        .collect()
 }
 
 /// A (3, H, W) input in [0, 1), as the reference's `synthetic_input`.
 pub fn input(height: usize, width: usize) -> Vec<f32> {
-    uniform("input", 3 * height * width).into_iter().map(|v| 0.5 + 0.5 * v).collect()
+    uniform("input", 3 * height * width)
+        .into_iter()
+        .map(|v| 0.5 + 0.5 * v)
+        .collect()
 }

@@ -160,7 +160,8 @@ impl<'a> Loader<'a> {
         match source.read(name) {
             Ok(Some((found, values))) => {
                 if found != shape {
-                    self.misshaped.push(format!("{name} is {found:?}, expected {shape:?}"));
+                    self.misshaped
+                        .push(format!("{name} is {found:?}, expected {shape:?}"));
                 } else if values.iter().any(|v| !v.is_finite()) {
                     self.non_finite.push(name.to_string());
                 } else {
@@ -181,14 +182,22 @@ impl<'a> Loader<'a> {
     /// Succeeds when every requested tensor was found intact and nothing was left unused.
     pub fn finish(self) -> Result<()> {
         let unused: Vec<String> = match self.source {
-            Some(s) => s.names().into_iter().filter(|n| !self.requested.contains(n)).collect(),
+            Some(s) => s
+                .names()
+                .into_iter()
+                .filter(|n| !self.requested.contains(n))
+                .collect(),
             None => Vec::new(),
         };
         let mut parts = Vec::new();
         let mut list = |label: &str, items: &[String]| {
             if !items.is_empty() {
                 const SHOWN: usize = 6;
-                let mut s = format!("{label} ({}): {}", items.len(), items[..items.len().min(SHOWN)].join(", "));
+                let mut s = format!(
+                    "{label} ({}): {}",
+                    items.len(),
+                    items[..items.len().min(SHOWN)].join(", ")
+                );
                 if items.len() > SHOWN {
                     s.push_str(&format!(", and {} more", items.len() - SHOWN));
                 }
@@ -253,7 +262,10 @@ pub fn write_safetensors(
         .map(|(name, shape, values)| {
             let bytes = match storage {
                 StorageType::F32 => values.iter().flat_map(|v| v.to_le_bytes()).collect(),
-                StorageType::F16 => values.iter().flat_map(|v| f32_to_f16(*v).to_le_bytes()).collect(),
+                StorageType::F16 => values
+                    .iter()
+                    .flat_map(|v| f32_to_f16(*v).to_le_bytes())
+                    .collect(),
             };
             (name.clone(), shape.clone(), bytes)
         })

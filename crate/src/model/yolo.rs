@@ -20,7 +20,16 @@ pub struct ConvBnSilu(Conv2d);
 
 impl ConvBnSilu {
     fn load(ld: &mut Loader, p: &str, c1: usize, c2: usize, k: usize, s: usize) -> Result<Self> {
-        conv_bn(ld, &format!("{p}.conv"), &format!("{p}.bn"), [c2, c1, k, k], s, false, NECK_BN_EPS).map(ConvBnSilu)
+        conv_bn(
+            ld,
+            &format!("{p}.conv"),
+            &format!("{p}.bn"),
+            [c2, c1, k, k],
+            s,
+            false,
+            NECK_BN_EPS,
+        )
+        .map(ConvBnSilu)
     }
 
     fn forward(&self, x: &Tensor, par: Parallelism) -> Result<Tensor> {
@@ -69,7 +78,11 @@ impl C3 {
     }
 
     fn macs(&self, h: usize, w: usize) -> u64 {
-        let m: u64 = self.m.iter().map(|(a, b)| a.macs(h, w) + b.macs(h, w)).sum();
+        let m: u64 = self
+            .m
+            .iter()
+            .map(|(a, b)| a.macs(h, w) + b.macs(h, w))
+            .sum();
         self.cv1.macs(h, w) + self.cv2.macs(h, w) + self.cv3.macs(h, w) + m
     }
 }
@@ -85,7 +98,8 @@ impl Sppf {
         let y1 = max_pool(&x, 5, 1, 2)?;
         let y2 = max_pool(&y1, 5, 1, 2)?;
         let y3 = max_pool(&y2, 5, 1, 2)?;
-        self.cv2.forward(&concat_channels(&[&x, &y1, &y2, &y3])?, par)
+        self.cv2
+            .forward(&concat_channels(&[&x, &y1, &y2, &y3])?, par)
     }
 }
 
@@ -129,18 +143,33 @@ impl Neck {
         self.out_channels
     }
 
-    pub fn forward(&self, taps: &[Tensor; 3], par: Parallelism, observe: Observer) -> Result<[Tensor; 3]> {
+    pub fn forward(
+        &self,
+        taps: &[Tensor; 3],
+        par: Parallelism,
+        observe: Observer,
+    ) -> Result<[Tensor; 3]> {
         let [p3, p4, p5] = taps;
         let x10 = self.lat5.forward(&self.sppf.forward(p5, par)?, par)?;
-        let x13 = self.td4.forward(&concat_channels(&[&upsample_nearest2x(&x10)?, p4])?, par)?;
+        let x13 = self
+            .td4
+            .forward(&concat_channels(&[&upsample_nearest2x(&x10)?, p4])?, par)?;
         let x14 = self.lat4.forward(&x13, par)?;
         // Each output is observed as soon as it exists, so per-step times split the neck into
         // top-down + P3, the P4 bottom-up step and the P5 bottom-up step.
-        let o3 = self.out3.forward(&concat_channels(&[&upsample_nearest2x(&x14)?, p3])?, par)?;
+        let o3 = self
+            .out3
+            .forward(&concat_channels(&[&upsample_nearest2x(&x14)?, p3])?, par)?;
         observe("neck_p3", &o3);
-        let o4 = self.out4.forward(&concat_channels(&[&self.down3.forward(&o3, par)?, &x14])?, par)?;
+        let o4 = self.out4.forward(
+            &concat_channels(&[&self.down3.forward(&o3, par)?, &x14])?,
+            par,
+        )?;
         observe("neck_p4", &o4);
-        let o5 = self.out5.forward(&concat_channels(&[&self.down4.forward(&o4, par)?, &x10])?, par)?;
+        let o5 = self.out5.forward(
+            &concat_channels(&[&self.down4.forward(&o4, par)?, &x10])?,
+            par,
+        )?;
         observe("neck_p5", &o5);
         Ok([o3, o4, o5])
     }
@@ -181,7 +210,12 @@ impl Detect {
         Ok(Detect { m })
     }
 
-    pub fn forward(&self, feats: &[Tensor; 3], par: Parallelism, observe: Observer) -> Result<Vec<Tensor>> {
+    pub fn forward(
+        &self,
+        feats: &[Tensor; 3],
+        par: Parallelism,
+        observe: Observer,
+    ) -> Result<Vec<Tensor>> {
         let mut out = Vec::with_capacity(3);
         for (i, (m, f)) in self.m.iter().zip(feats).enumerate() {
             let r = m.forward(f, Activation::None, par)?;
@@ -195,6 +229,10 @@ impl Detect {
     }
 
     pub fn macs(&self, h3: usize, w3: usize) -> u64 {
-        self.m.iter().enumerate().map(|(i, m)| m.macs(h3 >> i, w3 >> i)).sum()
+        self.m
+            .iter()
+            .enumerate()
+            .map(|(i, m)| m.macs(h3 >> i, w3 >> i))
+            .sum()
     }
 }

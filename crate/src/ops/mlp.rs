@@ -63,13 +63,14 @@ pub fn conv_mlp_residual(
         return Ok(());
     }
 
-    // Tiles: as wide as allowed, but at least one per part when the map is large enough.
+    // Tiles: as wide as allowed, their count a multiple of the parts so that every part gets
+    // the same number of (nearly) equal tiles; maps too small for that run as one tile.
     let parts = par.max_parts();
-    let tile = pixels.div_ceil(parts).div_ceil(8) * 8;
-    let (tile, inner_par) = if tile < MIN_TILE || parts == 1 {
+    let (tile, inner_par) = if parts == 1 || pixels < parts * MIN_TILE {
         (pixels.min(MAX_TILE), par)
     } else {
-        (tile.min(MAX_TILE), Parallelism::Serial)
+        let tiles = pixels.div_ceil(MAX_TILE).div_ceil(parts) * parts;
+        (pixels.div_ceil(tiles).div_ceil(8) * 8, Parallelism::Serial)
     };
     let tiles = pixels.div_ceil(tile);
     let tiles_per_part = tiles.div_ceil(parts.min(tiles));

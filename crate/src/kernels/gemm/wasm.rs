@@ -17,6 +17,7 @@ use super::impl_gemm_kernel;
 
 const MR: usize = 4;
 const NR: usize = 8;
+const RELAXED_MR: usize = 4;
 
 /// How one `acc += a * b` step is computed.
 trait MultiplyAdd {
@@ -50,7 +51,7 @@ impl MultiplyAdd for RelaxedMadd {
 /// # Safety
 /// As [`MicroKernel::tile`].
 #[inline(always)]
-unsafe fn tile_4x8<M: MultiplyAdd>(
+unsafe fn tile_rx8<M: MultiplyAdd, const R: usize>(
     depth: usize,
     a: *const f32,
     b: *const f32,
@@ -60,7 +61,7 @@ unsafe fn tile_4x8<M: MultiplyAdd>(
     bias: *const f32,
 ) {
     let zero = f32x4_splat(0.0);
-    let mut acc = [[zero; 2]; MR];
+    let mut acc = [[zero; 2]; R];
     for p in 0..depth {
         // Safety: p < depth, so `b + p * NR .. + NR` and `a + p * MR .. + MR` are inside the
         // panels the caller vouches for; wasm loads need no alignment.
@@ -69,7 +70,7 @@ unsafe fn tile_4x8<M: MultiplyAdd>(
             (
                 v128_load(b_p as *const v128),
                 v128_load(b_p.add(4) as *const v128),
-                a.add(p * MR),
+                a.add(p * R),
             )
         };
         for (i, acc_row) in acc.iter_mut().enumerate() {
@@ -124,7 +125,7 @@ impl MicroKernel for Simd128Gemm {
         bias: *const f32,
     ) {
         // Safety: same contract.
-        unsafe { tile_4x8::<MulThenAdd>(depth, a, b, out, ldo, accumulate, bias) }
+        unsafe { tile_rx8::<MulThenAdd, MR>(depth, a, b, out, ldo, accumulate, bias) }
     }
 }
 
@@ -138,7 +139,7 @@ pub struct RelaxedGemm;
 #[cfg(target_feature = "relaxed-simd")]
 impl MicroKernel for RelaxedGemm {
     const NAME: &'static str = "relaxed";
-    const MR: usize = MR;
+    const MR: usize = RELAXED_MR;
     const NR: usize = NR;
 
     fn is_supported() -> bool {
@@ -156,7 +157,7 @@ impl MicroKernel for RelaxedGemm {
         bias: *const f32,
     ) {
         // Safety: same contract.
-        unsafe { tile_4x8::<RelaxedMadd>(depth, a, b, out, ldo, accumulate, bias) }
+        unsafe { tile_rx8::<RelaxedMadd, RELAXED_MR>(depth, a, b, out, ldo, accumulate, bias) }
     }
 }
 
