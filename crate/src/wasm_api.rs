@@ -12,6 +12,7 @@ use wasm_bindgen::prelude::*;
 
 use crate::bench::{self, GemmCase};
 use crate::error::Error;
+use crate::kernels::parallel::on_pool;
 use crate::kernels::Parallelism;
 use crate::model::efficientformer::{Block, StepTimes};
 use crate::model::{DetectOptions, Detector, ModelConfig};
@@ -43,12 +44,19 @@ pub fn build_info() -> String {
 }
 
 /// Milliseconds from the global `performance` clock (window or worker).
+///
+/// `timeOrigin + now()`: each Worker's `now()` counts from its own start, and a pass that runs
+/// on the thread pool reads the clock on a pool Worker, so readings from different threads
+/// must share an origin.
 fn now_ms() -> f64 {
     let perf = js_sys::Reflect::get(&js_sys::global(), &JsValue::from_str("performance")).ok();
     perf.and_then(|p| {
         let now = js_sys::Reflect::get(&p, &JsValue::from_str("now")).ok()?;
+        let origin = js_sys::Reflect::get(&p, &JsValue::from_str("timeOrigin"))
+            .ok()?
+            .as_f64()?;
         let f: js_sys::Function = now.dyn_into().ok()?;
-        f.call0(&p).ok()?.as_f64()
+        Some(origin + f.call0(&p).ok()?.as_f64()?)
     })
     .unwrap_or_else(js_sys::Date::now)
 }
@@ -254,9 +262,8 @@ impl WasmBlock {
     pub fn run(&self) -> Result<f64, JsError> {
         let mut x = self.input.clone();
         let start = now_ms();
-        self.block
-            .forward(&mut x, self.grid, self.parallelism)
-            .map_err(js_error)?;
+        let (block, grid, par) = (&self.block, self.grid, self.parallelism);
+        on_pool(par, || block.forward(&mut x, grid, par)).map_err(js_error)?;
         Ok(now_ms() - start)
     }
 }
@@ -306,7 +313,8 @@ impl WasmGemm {
     /// One product; returns milliseconds.
     pub fn run(&mut self) -> f64 {
         let start = now_ms();
-        self.case.run(self.parallelism);
+        let (case, par) = (&mut self.case, self.parallelism);
+        on_pool(par, || case.run(par));
         now_ms() - start
     }
 }

@@ -660,6 +660,36 @@ fn softmax_matches_f64_and_is_stable() {
     vecmath::softmax(&mut empty);
 }
 
+/// A saturated row (one score far above the others) gives exact zeros, never denormals, in
+/// both softmax implementations, and the large probabilities are untouched.
+#[test]
+fn softmax_flushes_tiny_probabilities_to_zero() {
+    let mut row = vec![0.0f32; 37];
+    row[5] = 200.0;
+    row[6] = 200.0 - 30.0; // e^-30 = 9.4e-14: above the floor, kept
+    row[7] = 200.0 - 60.0; // e^-60 = 8.8e-27: below it
+    for (name, f) in [
+        ("vector", vecmath::softmax as fn(&mut [f32])),
+        ("scalar", scalar::softmax),
+    ] {
+        let mut got = row.clone();
+        f(&mut got);
+        assert!(
+            got.iter().all(|v| *v == 0.0 || v.is_normal()),
+            "{name}: {got:?}"
+        );
+        assert_eq!(
+            got.iter().filter(|v| **v != 0.0).count(),
+            2,
+            "{name}: {got:?}"
+        );
+        assert!(
+            (got[5] - 1.0).abs() < 1e-6 && (got[6] / 9.357_623e-14 - 1.0).abs() < 1e-5,
+            "{name}"
+        );
+    }
+}
+
 /// The vector `exp` against f64 over the whole range it is exact in, and its documented
 /// behaviour at the ends.
 #[test]

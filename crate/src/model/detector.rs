@@ -2,6 +2,7 @@
 //! wasm bindings and the tests all go through this one type.
 
 use crate::error::{Error, Result};
+use crate::kernels::parallel::on_pool;
 use crate::kernels::Parallelism;
 use crate::model::config::{ModelConfig, STRIDES};
 use crate::model::efficientformer::{is_sub_step, Backbone, Observer, Trace};
@@ -127,9 +128,11 @@ impl Detector {
         }
         validate_input_size((h, w))?;
         let par = self.parallelism;
-        let taps = self.backbone.forward(input, par, observe)?;
-        let feats = self.neck.forward(&taps, par, observe)?;
-        self.head.forward(&feats, par, observe)
+        on_pool(par, || {
+            let taps = self.backbone.forward(input, par, observe)?;
+            let feats = self.neck.forward(&taps, par, observe)?;
+            self.head.forward(&feats, par, observe)
+        })
     }
 
     /// Runs letterbox -> network -> decode -> NMS on an RGB8 image (`rgb.len() == 3 * width * height`)

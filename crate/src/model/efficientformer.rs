@@ -33,7 +33,7 @@ pub type Trace = Vec<(String, Tensor)>;
 /// or reads a clock for a per-stage time breakdown. Steps named `outer.inner` (a stage's
 /// downsampling and blocks, e.g. `stage4.block3`) are parts of the next plain-named step:
 /// timing points for a finer breakdown, not in a [`Trace`].
-pub type Observer<'a> = &'a mut dyn FnMut(&str, &Tensor);
+pub type Observer<'a> = &'a mut (dyn FnMut(&str, &Tensor) + Send);
 
 /// Whether an observed step is a part of a larger one (see [`Observer`]).
 pub fn is_sub_step(name: &str) -> bool {

@@ -17,6 +17,8 @@ pub(crate) trait Lanes: Copy {
     fn min(self, o: Self) -> Self;
     /// Lane-wise `if o > self { o } else { self }`; a NaN in `self` propagates.
     fn max(self, o: Self) -> Self;
+    /// Lane-wise `if self < t { 0 } else { self }`; a NaN in `self` propagates.
+    fn zero_below(self, t: Self) -> Self;
     /// `2^n` where `self` holds `n + ROUNDING_MAGIC` for an integer `|n| < 2^22`: the integer
     /// sits in the low mantissa bits, so moving it into the exponent field is integer work.
     fn pow2_of_rounded(self) -> Self;
@@ -100,6 +102,11 @@ impl Lanes for Array4 {
     }
 
     #[inline(always)]
+    fn zero_below(self, t: Self) -> Self {
+        self.map2(t, |a, t| if a < t { 0.0 } else { a })
+    }
+
+    #[inline(always)]
     fn pow2_of_rounded(self) -> Self {
         Array4(self.0.map(|t| {
             f32::from_bits(
@@ -117,8 +124,8 @@ pub(crate) use wasm::V128;
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
 mod wasm {
     use core::arch::wasm32::{
-        f32x4_add, f32x4_div, f32x4_mul, f32x4_pmax, f32x4_pmin, f32x4_splat, f32x4_sub, i32x4_add,
-        i32x4_shl, i32x4_splat, v128, v128_load, v128_store,
+        f32x4_add, f32x4_div, f32x4_lt, f32x4_mul, f32x4_pmax, f32x4_pmin, f32x4_splat, f32x4_sub,
+        i32x4_add, i32x4_shl, i32x4_splat, v128, v128_andnot, v128_load, v128_store,
     };
 
     use super::{Lanes, EXPONENT_FROM_MAGIC};
@@ -173,6 +180,11 @@ mod wasm {
         #[inline(always)]
         fn max(self, o: Self) -> Self {
             V128(f32x4_pmax(self.0, o.0))
+        }
+
+        #[inline(always)]
+        fn zero_below(self, t: Self) -> Self {
+            V128(v128_andnot(self.0, f32x4_lt(self.0, t.0)))
         }
 
         #[inline(always)]

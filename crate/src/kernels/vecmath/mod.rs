@@ -47,33 +47,33 @@ impl Activation {
 
 /// `x = max(x, 0)` (NaN stays NaN).
 pub fn relu(xs: &mut [f32]) {
-    vector::map(xs, vector::relu::<Best>);
+    vector::relu_slice::<Best>(xs);
 }
 
 /// `x = x * sigmoid(x)` (SiLU / swish).
 pub fn silu(xs: &mut [f32]) {
-    vector::map(xs, vector::silu::<Best>);
+    vector::silu_slice::<Best>(xs);
 }
 
 /// `x = 1 / (1 + exp(-x))`.
 pub fn sigmoid(xs: &mut [f32]) {
-    vector::map(xs, vector::sigmoid::<Best>);
+    vector::sigmoid_slice::<Best>(xs);
 }
 
 /// Exact GELU, `x = 0.5 * x * (1 + erf(x / sqrt(2)))` (PyTorch's `approximate='none'`).
 pub fn gelu(xs: &mut [f32]) {
-    vector::map(xs, vector::gelu::<Best>);
+    vector::gelu_slice::<Best>(xs);
 }
 
 /// `x = exp(x)`, within about 2 ulp; saturates at 2.4e38 above 88.37 and gives 1.2e-38
 /// below -87.33.
 pub fn exp(xs: &mut [f32]) {
-    vector::map(xs, vector::exp::<Best>);
+    vector::exp_slice::<Best>(xs);
 }
 
 /// `x = erf(x)`, max abs error below 1e-6.
 pub fn erf(xs: &mut [f32]) {
-    vector::map(xs, vector::erf::<Best>);
+    vector::erf_slice::<Best>(xs);
 }
 
 /// Softmax over the whole slice (one row), computed as `exp(x - max) / sum`. An empty slice
@@ -90,22 +90,22 @@ pub(crate) mod portable {
     use super::vector;
 
     pub fn relu(xs: &mut [f32]) {
-        vector::map(xs, vector::relu::<Array4>);
+        vector::relu_slice::<Array4>(xs);
     }
     pub fn silu(xs: &mut [f32]) {
-        vector::map(xs, vector::silu::<Array4>);
+        vector::silu_slice::<Array4>(xs);
     }
     pub fn sigmoid(xs: &mut [f32]) {
-        vector::map(xs, vector::sigmoid::<Array4>);
+        vector::sigmoid_slice::<Array4>(xs);
     }
     pub fn gelu(xs: &mut [f32]) {
-        vector::map(xs, vector::gelu::<Array4>);
+        vector::gelu_slice::<Array4>(xs);
     }
     pub fn exp(xs: &mut [f32]) {
-        vector::map(xs, vector::exp::<Array4>);
+        vector::exp_slice::<Array4>(xs);
     }
     pub fn erf(xs: &mut [f32]) {
-        vector::map(xs, vector::erf::<Array4>);
+        vector::erf_slice::<Array4>(xs);
     }
     pub fn softmax(row: &mut [f32]) {
         vector::softmax::<Array4>(row);

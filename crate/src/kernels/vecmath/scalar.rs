@@ -95,7 +95,17 @@ pub fn erf(xs: &mut [f32]) {
     map(xs, erf_f32);
 }
 
-/// Max-subtracted softmax over one row.
+/// Probabilities below this (2^-64) come out of [`softmax`] as exactly 0.
+///
+/// A saturated row (one score far above the rest: peaked attention) otherwise holds values
+/// near the smallest normal `f32` or below it, and the products that follow (`P · V`) are then
+/// denormal, which x86 processors compute one to two orders of magnitude slower (measured
+/// here: the attention of a 100-token, 8-head layer took 40 ms instead of 0.7 ms). Dropping
+/// them changes any later sum by less than `2^-64` times its largest term's factor.
+pub const SOFTMAX_FLOOR: f32 = 5.421_011e-20;
+
+/// Max-subtracted softmax over one row; values below [`SOFTMAX_FLOOR`] are set to 0
+/// (compared as `e^(x - max) < SOFTMAX_FLOOR * sum`).
 pub fn softmax(row: &mut [f32]) {
     if row.is_empty() {
         return;
@@ -106,8 +116,10 @@ pub fn softmax(row: &mut [f32]) {
         *x = exp_f32(*x - max);
         sum += *x;
     }
-    let inv = 1.0 / sum;
+    // Compared before the division, so no denormal is ever formed (sum >= 1: the largest
+    // term is e^0).
+    let (inv, floor) = (1.0 / sum, SOFTMAX_FLOOR * sum);
     for x in row.iter_mut() {
-        *x *= inv;
+        *x = if *x < floor { 0.0 } else { *x * inv };
     }
 }

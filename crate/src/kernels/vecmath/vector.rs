@@ -8,10 +8,11 @@
 //!   infinity. NaN propagates.
 //! - `erf`: the same rational function as [`super::scalar::erf_f32`], evaluated in the same
 //!   order, so vector and scalar `erf` and GELU agree bit for bit.
-//! - sigmoid, SiLU, GELU and ReLU from those; softmax with a vector `exp`.
+//! - sigmoid, SiLU, GELU and ReLU from those; softmax with a vector `exp`, and the same
+//!   floor as the scalar softmax ([`SOFTMAX_FLOOR`]).
 
 use super::lanes::{Lanes, ROUNDING_MAGIC};
-use super::scalar::{ERF_ALPHA, ERF_BETA};
+use super::scalar::{ERF_ALPHA, ERF_BETA, SOFTMAX_FLOOR};
 
 const EXP_LO: f32 = -87.336_55;
 const EXP_HI: f32 = 88.37;
@@ -32,55 +33,155 @@ const EXP_POLY: [f32; 6] = [
     5.000_000_12e-1,
 ];
 
+/// The constants of [`exp`], splatted once per slice.
+///
+/// Every algorithm here takes its constants as values built before its loop: a constant
+/// written in the loop compiles to a `v128.const` at each use, which V8 materialises anew
+/// each time (several instructions per constant, measured: a multiply-add chain with one
+/// constant operand ran at half the speed of the same chain with a hoisted one). Passing the
+/// scalars through `black_box` once per call keeps them out of constant folding, so the
+/// splats are computed once and stay in registers or on the stack.
+#[derive(Clone, Copy)]
+pub(crate) struct ExpK<L> {
+    hi: L,
+    lo: L,
+    log2_e: L,
+    magic: L,
+    ln2_hi: L,
+    ln2_lo: L,
+    poly: [L; 6],
+    one: L,
+}
+
+/// `n` values, opaque to the optimiser (see [`ExpK`]).
 #[inline(always)]
-pub(crate) fn exp<L: Lanes>(x: L) -> L {
-    let x = x.min(L::splat(EXP_HI)).max(L::splat(EXP_LO));
-    let t = x.mul(L::splat(LOG2_E)).add(L::splat(ROUNDING_MAGIC));
-    let n = t.sub(L::splat(ROUNDING_MAGIC));
-    let r = x.sub(n.mul(L::splat(LN2_HI))).sub(n.mul(L::splat(LN2_LO)));
-    let mut p = L::splat(EXP_POLY[0]);
-    for &c in &EXP_POLY[1..] {
-        p = p.mul(r).add(L::splat(c));
+fn opaque<const N: usize>(values: [f32; N]) -> [f32; N] {
+    std::hint::black_box(values)
+}
+
+impl<L: Lanes> ExpK<L> {
+    #[inline(always)]
+    pub(crate) fn new() -> Self {
+        let [hi, lo, log2_e, magic, ln2_hi, ln2_lo, one] =
+            opaque([EXP_HI, EXP_LO, LOG2_E, ROUNDING_MAGIC, LN2_HI, LN2_LO, 1.0]).map(L::splat);
+        ExpK {
+            hi,
+            lo,
+            log2_e,
+            magic,
+            ln2_hi,
+            ln2_lo,
+            poly: opaque(EXP_POLY).map(L::splat),
+            one,
+        }
     }
-    let e = p.mul(r.mul(r)).add(r).add(L::splat(1.0));
+}
+
+#[inline(always)]
+pub(crate) fn exp<L: Lanes>(x: L, k: &ExpK<L>) -> L {
+    let x = x.min(k.hi).max(k.lo);
+    let t = x.mul(k.log2_e).add(k.magic);
+    let n = t.sub(k.magic);
+    let r = x.sub(n.mul(k.ln2_hi)).sub(n.mul(k.ln2_lo));
+    let mut p = k.poly[0];
+    for &c in &k.poly[1..] {
+        p = p.mul(r).add(c);
+    }
+    let e = p.mul(r.mul(r)).add(r).add(k.one);
     e.mul(t.pow2_of_rounded())
 }
 
+/// The constants of [`erf`] and [`gelu`] (see [`ExpK`]).
+#[derive(Clone, Copy)]
+pub(crate) struct ErfK<L> {
+    four: L,
+    neg_four: L,
+    alpha: [L; 7],
+    beta: [L; 5],
+    one: L,
+    neg_one: L,
+    half: L,
+    frac_1_sqrt_2: L,
+}
+
+impl<L: Lanes> ErfK<L> {
+    #[inline(always)]
+    pub(crate) fn new() -> Self {
+        let [four, neg_four, one, neg_one, half, frac_1_sqrt_2] =
+            opaque([4.0, -4.0, 1.0, -1.0, 0.5, std::f32::consts::FRAC_1_SQRT_2]).map(L::splat);
+        ErfK {
+            four,
+            neg_four,
+            alpha: opaque(ERF_ALPHA).map(L::splat),
+            beta: opaque(ERF_BETA).map(L::splat),
+            one,
+            neg_one,
+            half,
+            frac_1_sqrt_2,
+        }
+    }
+}
+
 #[inline(always)]
-pub(crate) fn erf<L: Lanes>(x: L) -> L {
-    let x = x.min(L::splat(4.0)).max(L::splat(-4.0));
+pub(crate) fn erf<L: Lanes>(x: L, k: &ErfK<L>) -> L {
+    let x = x.min(k.four).max(k.neg_four);
     let x2 = x.mul(x);
-    let mut p = L::splat(ERF_ALPHA[0]);
-    for &c in &ERF_ALPHA[1..] {
-        p = p.mul(x2).add(L::splat(c));
+    let mut p = k.alpha[0];
+    for &c in &k.alpha[1..] {
+        p = p.mul(x2).add(c);
     }
-    let mut q = L::splat(ERF_BETA[0]);
-    for &c in &ERF_BETA[1..] {
-        q = q.mul(x2).add(L::splat(c));
+    let mut q = k.beta[0];
+    for &c in &k.beta[1..] {
+        q = q.mul(x2).add(c);
     }
-    x.mul(p).div(q).min(L::splat(1.0)).max(L::splat(-1.0))
+    x.mul(p).div(q).min(k.one).max(k.neg_one)
 }
 
 #[inline(always)]
-pub(crate) fn sigmoid<L: Lanes>(x: L) -> L {
-    let one = L::splat(1.0);
-    one.div(one.add(exp(L::splat(0.0).sub(x))))
+pub(crate) fn sigmoid<L: Lanes>(x: L, k: &ExpK<L>, zero: L) -> L {
+    k.one.div(k.one.add(exp(zero.sub(x), k)))
 }
 
 #[inline(always)]
-pub(crate) fn silu<L: Lanes>(x: L) -> L {
-    x.mul(sigmoid(x))
+pub(crate) fn gelu<L: Lanes>(x: L, k: &ErfK<L>) -> L {
+    let inner = erf(x.mul(k.frac_1_sqrt_2), k);
+    k.half.mul(x).mul(k.one.add(inner))
 }
 
-#[inline(always)]
-pub(crate) fn gelu<L: Lanes>(x: L) -> L {
-    let inner = erf(x.mul(L::splat(std::f32::consts::FRAC_1_SQRT_2)));
-    L::splat(0.5).mul(x).mul(L::splat(1.0).add(inner))
+/// `exp` of every element.
+pub(crate) fn exp_slice<L: Lanes>(xs: &mut [f32]) {
+    let k = ExpK::<L>::new();
+    map(xs, |x: L| exp(x, &k));
 }
 
-#[inline(always)]
-pub(crate) fn relu<L: Lanes>(x: L) -> L {
-    x.max(L::splat(0.0))
+/// `erf` of every element.
+pub(crate) fn erf_slice<L: Lanes>(xs: &mut [f32]) {
+    let k = ErfK::<L>::new();
+    map(xs, |x: L| erf(x, &k));
+}
+
+/// Exact GELU of every element.
+pub(crate) fn gelu_slice<L: Lanes>(xs: &mut [f32]) {
+    let k = ErfK::<L>::new();
+    map(xs, |x: L| gelu(x, &k));
+}
+
+/// Sigmoid of every element.
+pub(crate) fn sigmoid_slice<L: Lanes>(xs: &mut [f32]) {
+    let (k, zero) = (ExpK::<L>::new(), L::splat(opaque([0.0])[0]));
+    map(xs, |x: L| sigmoid(x, &k, zero));
+}
+
+/// SiLU (`x * sigmoid(x)`) of every element.
+pub(crate) fn silu_slice<L: Lanes>(xs: &mut [f32]) {
+    let (k, zero) = (ExpK::<L>::new(), L::splat(opaque([0.0])[0]));
+    map(xs, |x: L| x.mul(sigmoid(x, &k, zero)));
+}
+
+/// ReLU of every element.
+pub(crate) fn relu_slice<L: Lanes>(xs: &mut [f32]) {
+    let zero = L::splat(opaque([0.0])[0]);
+    map(xs, |x: L| x.max(zero));
 }
 
 /// Applies `f` to every element, four at a time; a ragged tail goes through a padded buffer
@@ -111,8 +212,9 @@ pub(crate) fn softmax<L: Lanes>(row: &mut [f32]) {
         return;
     }
     let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let shift = L::splat(max);
-    map(row, |x: L| exp(x.sub(shift)));
-    let inv = L::splat(1.0 / row.iter().sum::<f32>());
-    map(row, |x: L| x.mul(inv));
+    let (shift, k) = (L::splat(max), ExpK::<L>::new());
+    map(row, |x: L| exp(x.sub(shift), &k));
+    let sum = row.iter().sum::<f32>();
+    let (inv, floor) = (L::splat(1.0 / sum), L::splat(SOFTMAX_FLOOR * sum));
+    map(row, |x: L| x.zero_below(floor).mul(inv));
 }
