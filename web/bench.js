@@ -237,7 +237,7 @@ async function measure(settings, workers, peaks, progress) {
     job, threads, builds,
     label: `${jobLabel(job)}, ${threads} thread${threads > 1 ? 's' : ''}`,
     message: jobMessage(job, threads),
-    samples: new Map(builds.map((w) => [w.build, { ms: [], backboneMs: [], last: null }])),
+    samples: new Map(builds.map((w) => [w.build, { ms: [], backboneMs: [], profiles: [], last: null }])),
   }));
   const total = entries.length * (settings.runs + (settings.warmup > 0 ? 1 : 0));
   let done = 0;
@@ -258,6 +258,7 @@ async function measure(settings, workers, peaks, progress) {
         const s = entry.samples.get(w.build);
         s.ms.push(...reply.ms);
         if (reply.backboneMs) s.backboneMs.push(...reply.backboneMs);
+        if (reply.profile) s.profiles.push(reply.profile);
         s.last = reply;
       }
       done++;
@@ -265,7 +266,7 @@ async function measure(settings, workers, peaks, progress) {
   }
   for (const { job, threads, builds, samples } of entries) {
     for (const w of builds) {
-      const { ms, backboneMs, last } = samples.get(w.build);
+      const { ms, backboneMs, profiles, last } = samples.get(w.build);
       if (job.kind === 'gemm') {
         results.push({
           kind: 'gemm', kernel: last.kernel, m: job.m, n: job.n, k: job.k,
@@ -284,7 +285,8 @@ async function measure(settings, workers, peaks, progress) {
           backbone_gmac: round(macs.backbone / 1e9, 4),
           backbone_mac_share: round(macs.backbone / macs.total),
           backbone_share: round(median(backboneMs) / median(ms)),
-          breakdown: last.profile.map(({ step, ms: t }) => ({ step, ms: round(t) })),
+          // Per step, the median over the timed runs.
+          breakdown: last.profile.map(({ step }, i) => ({ step, ms: round(median(profiles.map((p) => p[i].ms))) })),
         });
       }
     }
@@ -432,7 +434,7 @@ function renderTables(results) {
   const first = models[0];
   if (first) {
     const total = first.breakdown.find((s) => s.step === 'total').ms;
-    $('breakdown-title').textContent = `Per-step breakdown of one run: ${rowName(first)}, ${first.build}, ${first.threads} thread${first.threads > 1 ? 's' : ''}`;
+    $('breakdown-title').textContent = `Per-step breakdown (median per step): ${rowName(first)}, ${first.build}, ${first.threads} thread${first.threads > 1 ? 's' : ''}`;
     $('breakdown-rows').replaceChildren(...first.breakdown.map((s) => el('tr', {},
       el('td', {}, s.step), el('td', {}, fmt(s.ms, 3)), el('td', {}, `${fmt((100 * s.ms) / total, 1)}%`))));
   }

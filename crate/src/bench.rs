@@ -8,7 +8,7 @@ use crate::kernels::gemm::{self, GemmKernel, GemmOptions, Lhs, MatMut, MatRef, P
 use crate::kernels::Parallelism;
 
 /// Largest value of each of `m`, `n`, `k` a [`GemmCase`] accepts.
-pub const MAX_GEMM_DIM: usize = 8192;
+pub const MAX_GEMM_DIM: usize = 1 << 20;
 /// Largest element count of any one operand of a [`GemmCase`] (64 MiB of `f32`).
 pub const MAX_GEMM_ELEMENTS: usize = 16 << 20;
 
@@ -160,7 +160,7 @@ mod tests {
             ));
         }
         assert!(matches!(
-            GemmCase::new(None, 8192, 8192, 1),
+            GemmCase::new(None, 8192, 8192, 8192),
             Err(Error::InvalidInput(_))
         ));
     }

@@ -102,8 +102,9 @@ impl<'a> Im2Col<'a> {
     /// Panels are filled one at a time, down the rows. A panel's columns fix the output
     /// positions, so each lane's input offset is computed once per panel; a row then only adds
     /// its `(c, ky, kx)` base. When the whole panel's windows lie inside the image (everywhere
-    /// but the borders) no lane needs a bounds check, and with stride 1 and the panel inside
-    /// one output row the lanes are consecutive input pixels: a plain vector copy.
+    /// but the borders) no lane needs a bounds check, and with the panel inside one output row
+    /// the lanes are input pixels `stride` apart in one row: a plain vector copy for stride 1,
+    /// a strided copy with one bounds check for the stride-2 convolutions.
     pub(crate) fn pack_block<const NR: usize>(
         &self,
         dst: &mut [f32],
@@ -143,7 +144,8 @@ impl<'a> Im2Col<'a> {
             let (y_min, y_max) = (ys[0], ys[lanes - 1]);
             let x_min = xs[..lanes].iter().copied().min().unwrap_or(0);
             let x_max = xs[..lanes].iter().copied().max().unwrap_or(0);
-            let contiguous = lanes == NR && s == 1 && y_min == y_max;
+            // A full panel inside one output row reads its lanes `s` apart in one input row.
+            let one_row = lanes == NR && y_min == y_max;
 
             let (mut c, mut ky, mut kx) = (c0, ky0, kx0);
             for row in out.chunks_exact_mut(NR) {
@@ -155,9 +157,17 @@ impl<'a> Im2Col<'a> {
                     && y_max + ky < h + pad
                     && x_min + kx >= pad
                     && x_max + kx < w + pad;
-                if inside && contiguous {
+                if inside && one_row {
                     let start = base.wrapping_add(offs[0]);
-                    *row = input[start..start + NR].try_into().unwrap();
+                    if s == 1 {
+                        *row = input[start..start + NR].try_into().unwrap();
+                    } else {
+                        // One bounds check for the row's span instead of one per lane.
+                        let span = &input[start..start + (NR - 1) * s + 1];
+                        for (lane, v) in row.iter_mut().enumerate() {
+                            *v = span[lane * s];
+                        }
+                    }
                 } else if inside {
                     for (lane, v) in row.iter_mut().enumerate() {
                         *v = if lane < lanes {
