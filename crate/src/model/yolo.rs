@@ -95,9 +95,9 @@ pub struct Sppf {
 impl Sppf {
     fn forward(&self, x: &Tensor, par: Parallelism) -> Result<Tensor> {
         let x = self.cv1.forward(x, par)?;
-        let y1 = max_pool(&x, 5, 1, 2)?;
-        let y2 = max_pool(&y1, 5, 1, 2)?;
-        let y3 = max_pool(&y2, 5, 1, 2)?;
+        let y1 = max_pool(&x, 5, 1, 2, par)?;
+        let y2 = max_pool(&y1, 5, 1, 2, par)?;
+        let y3 = max_pool(&y2, 5, 1, 2, par)?;
         self.cv2
             .forward(&concat_channels(&[&x, &y1, &y2, &y3])?, par)
     }

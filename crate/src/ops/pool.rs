@@ -133,7 +133,13 @@ pub fn pool_mixer_residual(x: &mut Tensor, scale: &[f32], par: Parallelism) -> R
 /// Max pool with a square `kernel`, `stride` and symmetric padding `pad`, padding with
 /// -infinity as PyTorch does; NaN propagates. Output size per axis is
 /// `(H + 2 * pad - kernel) / stride + 1`. As in PyTorch, `pad` may be at most `kernel / 2`.
-pub fn max_pool(x: &Tensor, kernel: usize, stride: usize, pad: usize) -> Result<Tensor> {
+pub fn max_pool(
+    x: &Tensor,
+    kernel: usize,
+    stride: usize,
+    pad: usize,
+    par: Parallelism,
+) -> Result<Tensor> {
     let (c, h, w) = x.chw("max_pool")?;
     if kernel == 0 || stride == 0 {
         return Err(Error::InvalidInput(format!(
@@ -152,30 +158,62 @@ pub fn max_pool(x: &Tensor, kernel: usize, stride: usize, pad: usize) -> Result<
     }
     let ho = (h + 2 * pad - kernel) / stride + 1;
     let wo = (w + 2 * pad - kernel) / stride + 1;
-    // In-bounds input range of the window starting at output index `o` along an axis.
-    let window = |o: usize, len: usize| {
-        (o * stride).saturating_sub(pad)..(o * stride + kernel - pad).min(len)
-    };
-
-    let mut out = Vec::with_capacity(c * ho * wo);
-    for src in x.data().chunks_exact(h * w) {
-        for oy in 0..ho {
-            let rows = window(oy, h);
-            for ox in 0..wo {
-                let cols = window(ox, w);
-                let mut max = f32::NEG_INFINITY;
-                for iy in rows.clone() {
-                    for &v in &src[iy * w + cols.start..iy * w + cols.end] {
-                        if v > max || v.is_nan() {
-                            max = v;
+    let mut out = vec![0.0; c * ho * wo];
+    let parts = par
+        .max_parts()
+        .min((c * ho * wo * kernel / MIN_PIXELS_PER_PART).max(1));
+    let planes_per_part = c.div_ceil(parts);
+    let input = x.data();
+    for_each_chunk_mut(&mut out, planes_per_part * ho * wo, |part, planes| {
+        // The window is separable: the max over each row's horizontal windows first (h x wo),
+        // then over `kernel` of those rows: 2k comparisons per output instead of k^2.
+        let mut row_max = vec![f32::NEG_INFINITY; h * wo];
+        for (i, dst) in planes.chunks_exact_mut(ho * wo).enumerate() {
+            let ch = part * planes_per_part + i;
+            let src = &input[ch * h * w..(ch + 1) * h * w];
+            for (src_row, max_row) in src.chunks_exact(w).zip(row_max.chunks_exact_mut(wo)) {
+                max_row.fill(f32::NEG_INFINITY);
+                for d in 0..kernel {
+                    // Outputs whose tap `d` falls inside the row: ox * stride + d - pad in 0..w.
+                    let first = pad.saturating_sub(d).div_ceil(stride);
+                    let end = ((w + pad).saturating_sub(d)).div_ceil(stride).min(wo);
+                    if first >= end {
+                        continue;
+                    }
+                    let x0 = first * stride + d - pad;
+                    if stride == 1 {
+                        for (m, &v) in max_row[first..end].iter_mut().zip(&src_row[x0..]) {
+                            *m = max_nan(*m, v);
+                        }
+                    } else {
+                        for (k, m) in max_row[first..end].iter_mut().enumerate() {
+                            *m = max_nan(*m, src_row[x0 + k * stride]);
                         }
                     }
                 }
-                out.push(max);
+            }
+            for (oy, dst_row) in dst.chunks_exact_mut(wo).enumerate() {
+                let rows = (oy * stride).saturating_sub(pad)..(oy * stride + kernel - pad).min(h);
+                dst_row.copy_from_slice(&row_max[rows.start * wo..(rows.start + 1) * wo]);
+                for r in rows.start + 1..rows.end {
+                    for (m, &v) in dst_row.iter_mut().zip(&row_max[r * wo..(r + 1) * wo]) {
+                        *m = max_nan(*m, v);
+                    }
+                }
             }
         }
-    }
+    });
     Tensor::new(&[c, ho, wo], out)
+}
+
+/// The larger of two values, NaN if either is NaN (as PyTorch's max pooling).
+#[inline(always)]
+fn max_nan(a: f32, b: f32) -> f32 {
+    if a > b || a.is_nan() {
+        a
+    } else {
+        b
+    }
 }
 
 #[cfg(test)]
@@ -260,10 +298,16 @@ mod tests {
             (1, 9, 9, 2, 2, 0),
             (2, 3, 8, 3, 1, 0),
             (1, 4, 4, 1, 1, 0),
+            (37, 23, 29, 5, 1, 2),
+            (9, 40, 33, 3, 2, 1),
         ] {
             let data = rng.vec(c * h * w, -3.0, 3.0);
             let x = Tensor::new(&[c, h, w], data.clone()).unwrap();
-            let y = max_pool(&x, k, s, p).unwrap();
+            let y = max_pool(&x, k, s, p, Parallelism::Serial).unwrap();
+            for parts in [2, 3, 8] {
+                let threaded = max_pool(&x, k, s, p, Parallelism::Threads(parts)).unwrap();
+                assert!(threaded == y, "max pool {c}x{h}x{w} in {parts} parts");
+            }
             let (ho, wo) = ((h + 2 * p - k) / s + 1, (w + 2 * p - k) / s + 1);
             assert_eq!(y.shape(), &[c, ho, wo]);
             let mut want = Vec::new();
@@ -291,7 +335,7 @@ mod tests {
     #[test]
     fn max_pool_propagates_nan() {
         let x = Tensor::new(&[1, 1, 3], vec![1.0, f32::NAN, 2.0]).unwrap();
-        let y = max_pool(&x, 3, 1, 1).unwrap();
+        let y = max_pool(&x, 3, 1, 1, Parallelism::Serial).unwrap();
         assert!(y.data().iter().all(|v| v.is_nan()));
     }
 
@@ -302,11 +346,26 @@ mod tests {
             avg_pool3x3_exclude_pad(&flat),
             Err(Error::Shape(_))
         ));
-        assert!(matches!(max_pool(&flat, 5, 1, 2), Err(Error::Shape(_))));
+        assert!(matches!(
+            max_pool(&flat, 5, 1, 2, Parallelism::Serial),
+            Err(Error::Shape(_))
+        ));
         let x = Tensor::zeros(&[1, 2, 2]);
-        assert!(matches!(max_pool(&x, 5, 1, 0), Err(Error::Shape(_))));
-        assert!(matches!(max_pool(&x, 3, 1, 2), Err(Error::InvalidInput(_))));
-        assert!(matches!(max_pool(&x, 3, 0, 1), Err(Error::InvalidInput(_))));
-        assert!(matches!(max_pool(&x, 0, 1, 0), Err(Error::InvalidInput(_))));
+        assert!(matches!(
+            max_pool(&x, 5, 1, 0, Parallelism::Serial),
+            Err(Error::Shape(_))
+        ));
+        assert!(matches!(
+            max_pool(&x, 3, 1, 2, Parallelism::Serial),
+            Err(Error::InvalidInput(_))
+        ));
+        assert!(matches!(
+            max_pool(&x, 3, 0, 1, Parallelism::Serial),
+            Err(Error::InvalidInput(_))
+        ));
+        assert!(matches!(
+            max_pool(&x, 0, 1, 0, Parallelism::Serial),
+            Err(Error::InvalidInput(_))
+        ));
     }
 }
