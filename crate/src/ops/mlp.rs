@@ -31,6 +31,8 @@ const MIN_TILE: usize = 32;
 thread_local! {
     /// Per-thread hidden tile, reused across calls.
     static HIDDEN: Cell<Vec<f32>> = const { Cell::new(Vec::new()) };
+    /// The calling thread's tile-major output buffer, reused across calls.
+    static OUTPUT: Cell<Vec<f32>> = const { Cell::new(Vec::new()) };
 }
 
 /// `x += fc2(act(fc1(x)))` for a (C, H, W) `x`, with `fc1` (C -> hidden) and `fc2`
@@ -75,10 +77,15 @@ pub fn conv_mlp_residual(
     let tiles = pixels.div_ceil(tile);
     let tiles_per_part = tiles.div_ceil(parts.min(tiles));
 
-    // y holds fc2's output tile-major: tile t is a (C, width) block at t * C * tile.
-    let mut y = vec![0.0; c * pixels];
+    // y holds fc2's output tile-major: tile t is a (C, width) block at t * C * tile. Every
+    // value is written before it is read, so a reused buffer needs no clearing.
+    let mut y_storage = OUTPUT.with(Cell::take);
+    if y_storage.len() < c * pixels {
+        y_storage.resize(c * pixels, 0.0);
+    }
+    let y = &mut y_storage[..c * pixels];
     let input = x.data();
-    for_each_chunk_mut(&mut y, tiles_per_part * c * tile, |part, y_part| {
+    for_each_chunk_mut(y, tiles_per_part * c * tile, |part, y_part| {
         let mut scratch = HIDDEN.with(Cell::take);
         for (t, y_tile) in y_part.chunks_mut(c * tile).enumerate() {
             let j0 = (part * tiles_per_part + t) * tile;
@@ -109,16 +116,22 @@ pub fn conv_mlp_residual(
         HIDDEN.with(|s| s.set(scratch));
     });
 
-    let data = x.data_mut();
-    for (t, y_tile) in y.chunks(c * tile).enumerate() {
-        let width = y_tile.len() / c;
-        for (ch, y_row) in y_tile.chunks_exact(width).enumerate() {
-            let x_row = &mut data[ch * pixels + t * tile..][..width];
-            for (a, &b) in x_row.iter_mut().zip(y_row) {
-                *a += b;
+    // x += y, split by channels (whole rows of x) among the parts.
+    let y = &y_storage[..c * pixels];
+    let channels_per_part = c.div_ceil(parts.min(c));
+    for_each_chunk_mut(x.data_mut(), channels_per_part * pixels, |part, rows| {
+        for (i, x_row) in rows.chunks_exact_mut(pixels).enumerate() {
+            let ch = part * channels_per_part + i;
+            for (t, x_tile) in x_row.chunks_mut(tile).enumerate() {
+                let width = x_tile.len();
+                let y_row = &y[t * c * tile + ch * width..][..width];
+                for (a, &b) in x_tile.iter_mut().zip(y_row) {
+                    *a += b;
+                }
             }
         }
-    }
+    });
+    OUTPUT.with(|cell| cell.set(y_storage));
     Ok(())
 }
 
