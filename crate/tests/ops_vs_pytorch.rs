@@ -159,8 +159,11 @@ fn max_pool_k5_s1_p2() {
         usize_param(&case, "stride"),
         usize_param(&case, "pad"),
     );
-    let y = max_pool(&tensor(&case["inputs"]["x"]), k, s, p).unwrap();
+    let x = tensor(&case["inputs"]["x"]);
+    let y = max_pool(&x, k, s, p, Parallelism::Serial).unwrap();
     assert_matches("max_pool", y.data(), y.shape(), &case);
+    let threaded = max_pool(&x, k, s, p, Parallelism::Threads(2)).unwrap();
+    assert_eq!(threaded.data(), y.data(), "max_pool split in two");
 }
 
 #[test]
