@@ -8,7 +8,7 @@
 //
 // Every --name value becomes the page's URL parameter name=value (see web/bench.js); what is
 // left out takes the page's default. The first line is the environment ({"kind":"environment"},
-// with each build's kernels and measured one-core SIMD peak), then one line per result
+// with each build's kernels), then one line per result
 // ({"kind":"gemm"|"block"|"model"|"memory", ...}). --report FILE also writes the whole
 // report as JSON. Exits non-zero on a page error, a console error or a failed run.
 import { writeFile } from 'node:fs/promises';
@@ -16,7 +16,7 @@ import { writeFile } from 'node:fs/promises';
 import { launchChromium, openPage } from './lib/browser.js';
 import { startBenchServer } from './lib/bench.js';
 
-const PAGE_PARAMS = ['builds', 'threads', 'runs', 'warmup', 'blocks', 'models', 'sizes', 'gemm', 'memory'];
+const PAGE_PARAMS = ['builds', 'threads', 'runs', 'warmup', 'blocks', 'models', 'sizes', 'gemm', 'memory', 'peak'];
 
 function parseArgs(argv) {
   const params = new URLSearchParams();

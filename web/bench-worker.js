@@ -3,7 +3,7 @@
 //
 // Protocol: every request carries an `id`; the reply echoes it, with type 'done' and the
 // fields below, or type 'failed' with { message }.
-//   { type: 'start', build, pool }                 -> { buildInfo, peak, kernels }
+//   { type: 'start', build, pool }                 -> { buildInfo, kernels }
 //   { type: 'gemm', m, n, k, threads, repeat }     -> { ms: [..], macs, kernel }
 //   { type: 'memory', variant, mhsa, size, threads, frames, width, height }
 //                                                   -> { ms: [..], bytes: [..] } (after each frame)
@@ -46,7 +46,7 @@ const handlers = {
         }),
       ]).finally(() => clearTimeout(timer));
     }
-    return { buildInfo: JSON.parse(glue.buildInfo()), peak: simdPeak(), kernels: JSON.parse(glue.gemmKernels()) };
+    return { buildInfo: JSON.parse(glue.buildInfo()), kernels: JSON.parse(glue.gemmKernels()) };
   },
 
   gemm({ m, n, k, threads, repeat }) {
@@ -116,19 +116,6 @@ const handlers = {
     return { ms, backboneMs, macs: JSON.parse(detector.macCount(size, size)), profile };
   },
 };
-
-/** Median GMAC/s of one core's SIMD multiply-add chains (the build's peak), or null. */
-function simdPeak() {
-  if (typeof glue.simdPeak !== 'function') return null;
-  // V8 runs a function in its baseline compiler until the optimised code is ready (there is no
-  // on-stack replacement in wasm): call it for a while first.
-  const until = performance.now() + 500;
-  while (performance.now() < until) glue.simdPeak(1 << 16);
-  const samples = [];
-  for (let i = 0; i < 9; i++) samples.push(glue.simdPeak(1 << 20));
-  samples.sort((a, b) => a - b);
-  return samples[samples.length >> 1];
-}
 
 self.addEventListener('message', async ({ data: request }) => {
   const handler = handlers[request?.type];

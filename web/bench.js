@@ -15,13 +15,16 @@
 //   memory=500                     frames of the demo's whole path (RGBA frame, letterbox,
 //                                  model, NMS) at the first size, per build at the most
 //                                  threads, printing wasm memory after them (default 0: off)
+//   peak=28.6                      the SIMD128 limit of one core in GMAC/s (8 multiply-adds per
+//                                  cycle; 28.6 measured on the 2-core machines this project is
+//                                  tested on), for peak_pct
 //   run=1                          start at once
 //
 // Every build gets a Worker of its own. After the warm-up, the timed runs go in rounds: each
 // round times every row once on every build, so a slow change of the machine's state (heat,
 // other tabs) hits all rows and builds alike. The weights are synthetic: latency does not
-// depend on weight values. Each build first measures its SIMD peak on one core (independent
-// multiply-add chains, `simdPeak`); `peak_pct` is GMAC/s over that peak times the threads.
+// depend on weight values. `peak_pct` is GMAC/s over the SIMD128 limit per core (`peak`)
+// times the threads.
 
 const $ = (id) => document.getElementById(id);
 
@@ -40,6 +43,9 @@ const DEFAULT_SIZES = '256,320,416,640';
 const DEFAULT_GEMMS = '192x6400x48,48x6400x192,384x1600x96,96x1600x384,896x400x224,224x400x896,1792x100x448,64x1600x576,256x256x256';
 /** Frame size of the memory run (a webcam's). */
 const MEMORY_FRAME = { width: 640, height: 480 };
+/** The wasm SIMD128 limit of one core, GMAC/s: 8 multiply-adds per cycle (two f32x4 FMA, or two
+ * f32x4 mul + two f32x4 add), measured at 28.6 on the 2-core test machines (web/README.md). */
+const DEFAULT_PEAK = 28.6;
 const BUILD_LABELS = { relaxed: 'relaxed SIMD + threads', simd128: 'SIMD128 + threads', single: 'single thread (SIMD128)' };
 const BUILD_COLOURS = { relaxed: '#0b6bcb', simd128: '#d9822b', single: '#2f9e44' };
 
@@ -137,7 +143,9 @@ function parseSettings(params, features) {
   const memory = Number(params.get('memory') ?? 0);
   if (!Number.isInteger(memory) || memory < 0) throw new Error(`memory: '${params.get('memory')}' is not a frame count`);
   if (memory > 0 && !models.length) throw new Error('memory: needs a model (models=l1:1)');
-  return { builds, threads, runs, warmup, blocks, models, sizes, gemms, memory };
+  const peak = Number(params.get('peak') ?? DEFAULT_PEAK);
+  if (!(peak > 0)) throw new Error(`peak: '${params.get('peak')}' is not a positive GMAC/s figure`);
+  return { builds, threads, runs, warmup, blocks, models, sizes, gemms, memory, peak };
 }
 
 /** The settings as URL parameters (the shareable form). */
@@ -152,6 +160,7 @@ function settingsQuery(settings) {
     sizes: settings.sizes.join(','),
     gemm: settings.gemms.map((g) => `${g.m}x${g.n}x${g.k}`).join(',') || 'none',
     memory: String(settings.memory),
+    peak: String(settings.peak),
   });
   return params.toString().replaceAll('%2C', ',').replaceAll('%40', '@').replaceAll('%3A', ':');
 }
@@ -216,7 +225,7 @@ function summarise(ms, macs) {
  * Measures every row (a case at a thread count): `warmup` runs of each row on each build, then
  * `runs` rounds, each timing every row once on every build. Calls `progress(done, total, text)`.
  */
-async function measure(settings, workers, peaks, progress) {
+async function measure(settings, workers, progress) {
   const results = [];
   const jobs = [];
   for (const g of settings.gemms) jobs.push({ kind: 'gemm', ...g });
@@ -291,10 +300,7 @@ async function measure(settings, workers, peaks, progress) {
       }
     }
   }
-  for (const row of results) {
-    const peak = peaks[row.build];
-    row.peak_pct = peak ? round((100 * row.gmac_per_s) / (peak * row.threads), 1) : null;
-  }
+  for (const row of results) row.peak_pct = round((100 * row.gmac_per_s) / (settings.peak * row.threads), 1);
   // The MHSA/pool ratio on both rows of each pair.
   for (const row of results) {
     if (row.kind !== 'block') continue;
@@ -504,7 +510,7 @@ function showError(text) {
   $('error').hidden = !text;
 }
 
-const FORM_KEYS = ['threads', 'runs', 'warmup', 'blocks', 'models', 'sizes', 'gemm', 'memory'];
+const FORM_KEYS = ['threads', 'runs', 'warmup', 'blocks', 'models', 'sizes', 'gemm', 'memory', 'peak'];
 
 function fillForm(s) {
   for (const input of document.querySelectorAll('input[name="build"]')) {
@@ -544,14 +550,12 @@ async function run() {
   try {
     const pool = Math.max(...settings.threads);
     const buildInfo = {};
-    const peaks = {};
     for (const build of settings.builds) {
-      $('status').textContent = `Starting ${BUILD_LABELS[build]} and measuring its SIMD peak…`;
+      $('status').textContent = `Starting ${BUILD_LABELS[build]}…`;
       const worker = startBuildWorker(build);
       workers.push(worker);
       const started = await worker.request({ type: 'start', build, pool: build === 'single' ? 1 : pool });
-      buildInfo[build] = { ...started.buildInfo, kernels: started.kernels, peak_gmac_per_s_per_core: round(started.peak, 2) };
-      peaks[build] = started.peak;
+      buildInfo[build] = { ...started.buildInfo, kernels: started.kernels };
     }
     const progress = $('progress');
     const onProgress = (done, total, text) => {
@@ -559,7 +563,7 @@ async function run() {
       progress.value = done;
       $('status').textContent = done < total ? `Measuring ${text} (${done + 1}/${total})…` : '';
     };
-    const results = await measure(settings, workers, peaks, onProgress);
+    const results = await measure(settings, workers, onProgress);
     if (settings.memory > 0) results.push(...await measureMemory(settings, workers, onProgress));
     report = {
       environment: environment(),

@@ -325,16 +325,6 @@ pub fn gemm_kernels() -> String {
     serde_json::json!(bench::kernel_names()).to_string()
 }
 
-/// One core's SIMD multiply-add limit for this build's instructions, in GMAC/s, from `iters`
-/// steps of independent multiply-add chains ([`bench::simd_peak_chains`]).
-#[wasm_bindgen(js_name = simdPeak)]
-pub fn simd_peak(iters: u32) -> Result<f64, JsError> {
-    let start = now_ms();
-    let macs = bench::simd_peak_chains(iters as usize).map_err(js_error)?;
-    let ms = (now_ms() - start).max(1e-3);
-    Ok(macs as f64 / ms / 1e6)
-}
-
 /// Bytes of linear memory the module holds now (wasm memory only grows, never shrinks).
 #[wasm_bindgen(js_name = memoryBytes)]
 pub fn memory_bytes() -> f64 {
