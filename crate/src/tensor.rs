@@ -81,6 +81,18 @@ impl Tensor {
         }
     }
 
+    /// (C, positions) of a channel-major tensor of two or more dimensions, e.g. (C, H, W) or
+    /// (C, N), or a shape error naming `what`.
+    pub fn channel_major(&self, what: &str) -> Result<(usize, usize)> {
+        match &self.shape[..] {
+            [c, rest @ ..] if !rest.is_empty() => Ok((*c, rest.iter().product())),
+            _ => Err(Error::Shape(format!(
+                "{what} expects a channel-major (C, ...) tensor, got {:?}",
+                self.shape
+            ))),
+        }
+    }
+
     /// (N, C) of a token sequence, or a shape error naming `what`.
     pub fn tokens(&self, what: &str) -> Result<(usize, usize)> {
         match self.shape[..] {

@@ -17,11 +17,13 @@ use crate::model::config::{
     ModelConfig, BACKBONE_BN_EPS, GROUP_NORM_EPS, KEY_DIM, LAYER_NORM_EPS, NUM_HEADS, VAL_DIM,
 };
 use crate::model::weights::Loader;
-use crate::ops::attention::{gather_attention_bias, multi_head_attention, resample_attention_bias};
+use crate::ops::attention::{
+    gather_attention_bias, multi_head_attention_channels, resample_attention_bias,
+};
 use crate::ops::conv::Conv2d;
 use crate::ops::linear::Linear;
 use crate::ops::mlp::conv_mlp_residual;
-use crate::ops::norm::{group_norm_1, layer_norm};
+use crate::ops::norm::{group_norm_1, layer_norm_channels};
 use crate::ops::pool::pool_mixer_residual;
 use crate::ops::Activation;
 use crate::tensor::Tensor;
@@ -228,20 +230,30 @@ impl Meta3D {
         gather_attention_bias(&table, NUM_HEADS, grid)
     }
 
+    /// Updates a (C, H, W) map in place. The tokens of the reference (its (H*W, C) rows) are
+    /// the map's columns here: every layer runs channel-major, as 1x1 products on the map, so
+    /// no layout change is needed around the block and every product writes rows.
     pub fn forward(&self, x: &mut Tensor, grid: (usize, usize), par: Parallelism) -> Result<()> {
-        let t = layer_norm(x, &self.norm1.0, &self.norm1.1, LAYER_NORM_EPS)?;
-        let qkv = self.qkv.forward(&t, Activation::None, par)?;
+        let (_, h, w) = x.chw("meta3d")?;
+        if (h, w) != grid {
+            return Err(Error::Shape(format!(
+                "meta3d on a {h}x{w} map was given grid {grid:?}"
+            )));
+        }
+        let t = layer_norm_channels(x, &self.norm1.0, &self.norm1.1, LAYER_NORM_EPS)?;
+        let qkv = self.qkv.forward_channels(&t, Activation::None, par)?;
         let bias = self.attention_bias(grid)?;
         let scale = (KEY_DIM as f32).powf(-0.5);
-        let a = multi_head_attention(&qkv, NUM_HEADS, KEY_DIM, VAL_DIM, &bias, scale, par)?;
-        let y = self.proj.forward(&a, Activation::None, par)?;
+        let a =
+            multi_head_attention_channels(&qkv, NUM_HEADS, KEY_DIM, VAL_DIM, &bias, scale, par)?;
+        let y = self.proj.forward_channels(&a, Activation::None, par)?;
         x.data_mut()
             .iter_mut()
             .zip(y.data())
             .for_each(|(a, b)| *a += b);
-        let t = layer_norm(x, &self.norm2.0, &self.norm2.1, LAYER_NORM_EPS)?;
-        let hidden = self.fc1.forward(&t, Activation::Gelu, par)?;
-        let y = self.fc2.forward(&hidden, Activation::None, par)?;
+        let t = layer_norm_channels(x, &self.norm2.0, &self.norm2.1, LAYER_NORM_EPS)?;
+        let hidden = self.fc1.forward_channels(&t, Activation::Gelu, par)?;
+        let y = self.fc2.forward_channels(&hidden, Activation::None, par)?;
         x.data_mut()
             .iter_mut()
             .zip(y.data())
@@ -259,7 +271,7 @@ impl Meta3D {
 pub enum Block {
     /// Pooling mixer on a (C, H, W) map.
     Meta4D(Meta4D),
-    /// MHSA mixer on (H*W, C) tokens, its bias table trained at the same grid.
+    /// MHSA mixer on the H*W tokens of a (C, H, W) map, its bias table trained at the same grid.
     Meta3D(Meta3D),
 }
 
@@ -281,12 +293,9 @@ impl Block {
         Ok(block)
     }
 
-    /// The input layout the block takes: (C, H, W) for Meta4D, (H*W, C) for Meta3D.
+    /// The input layout both kinds of block take: (C, H, W).
     pub fn input_shape(&self, dim: usize, grid: (usize, usize)) -> Vec<usize> {
-        match self {
-            Block::Meta4D(_) => vec![dim, grid.0, grid.1],
-            Block::Meta3D(_) => vec![grid.0 * grid.1, dim],
-        }
+        vec![dim, grid.0, grid.1]
     }
 
     /// Updates `x` in place (the block is residual).
@@ -303,31 +312,6 @@ impl Block {
             Block::Meta3D(b) => b.macs(grid.0 * grid.1),
         }
     }
-}
-
-/// (C, H, W) -> (H*W, C).
-pub fn flatten_tokens(x: &Tensor) -> Result<Tensor> {
-    let (c, h, w) = x.chw("flatten")?;
-    let n = h * w;
-    let mut out = vec![0.0; n * c];
-    for ch in 0..c {
-        for (i, v) in x.data()[ch * n..(ch + 1) * n].iter().enumerate() {
-            out[i * c + ch] = *v;
-        }
-    }
-    Tensor::new(&[n, c], out)
-}
-
-/// (H*W, C) -> (C, H, W).
-pub fn unflatten_tokens(x: &Tensor, h: usize, w: usize) -> Result<Tensor> {
-    let (n, c) = x.tokens("unflatten")?;
-    let mut out = vec![0.0; n * c];
-    for (i, row) in x.data().chunks_exact(c.max(1)).enumerate() {
-        for (ch, v) in row.iter().enumerate() {
-            out[ch * n + i] = *v;
-        }
-    }
-    Tensor::new(&[c, h, w], out)
 }
 
 pub struct Stage {
@@ -361,16 +345,12 @@ impl Stage {
             b.forward(&mut x, par)?;
             observe(&format!("{name}.block{j}"), &x);
         }
-        if self.mhsa_blocks.is_empty() {
-            return Ok(x);
-        }
         let (_, h, w) = x.chw("stage")?;
-        let mut t = flatten_tokens(&x)?;
         for (j, b) in self.mhsa_blocks.iter().enumerate() {
-            b.forward(&mut t, (h, w), par)?;
-            observe(&format!("{name}.block{}", self.pool_blocks.len() + j), &t);
+            b.forward(&mut x, (h, w), par)?;
+            observe(&format!("{name}.block{}", self.pool_blocks.len() + j), &x);
         }
-        unflatten_tokens(&t, h, w)
+        Ok(x)
     }
 }
 

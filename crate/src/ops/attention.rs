@@ -120,6 +120,95 @@ pub fn multi_head_attention(
     Tensor::new(&[n, out_width], out)
 }
 
+/// [`multi_head_attention`] on channel-major data: `qkv` is (heads * (2 * key_dim + val_dim),
+/// N) (or (width, H, W)), each head's q, k and v rows in that order as in the token layout's
+/// columns; the result is (heads * val_dim, N) (or (heads * val_dim, H, W)), head `h` in rows
+/// `h * val_dim..`. Every product reads its operands in place, and each head writes its own
+/// block of rows, so nothing is copied or interleaved afterwards.
+pub fn multi_head_attention_channels(
+    qkv: &Tensor,
+    heads: usize,
+    key_dim: usize,
+    val_dim: usize,
+    bias: &[f32],
+    scale: f32,
+    par: Parallelism,
+) -> Result<Tensor> {
+    let (width, n) = qkv.channel_major("multi_head_attention_channels")?;
+    let head_width = 2 * key_dim + val_dim;
+    if heads == 0 || head_width == 0 {
+        return Err(Error::Shape(format!(
+            "multi_head_attention needs heads >= 1 and a non-empty head, got heads {heads}, \
+             key_dim {key_dim}, val_dim {val_dim}"
+        )));
+    }
+    if width != heads * head_width {
+        return Err(Error::Shape(format!(
+            "multi_head_attention expects {} qkv channels ({heads} heads x (2 x {key_dim} + {val_dim})), got {width}",
+            heads * head_width
+        )));
+    }
+    if bias.len() != heads * n * n {
+        return Err(Error::Shape(format!(
+            "multi_head_attention expects a ({heads}, {n}, {n}) bias, got {} values",
+            bias.len()
+        )));
+    }
+    let mut shape = qkv.shape().to_vec();
+    shape[0] = heads * val_dim;
+    let mut out = vec![0.0; heads * val_dim * n];
+    if n == 0 || val_dim == 0 {
+        return Tensor::new(&shape, out);
+    }
+
+    let work = (heads * n * n * (key_dim + val_dim)) as u64;
+    let parts = par
+        .max_parts()
+        .min(heads)
+        .min((work / gemm::DEFAULT_MIN_MACS_PER_PART).max(1) as usize);
+    let inner_par = if parts > 1 { Parallelism::Serial } else { par };
+    let heads_per_part = heads.div_ceil(parts);
+    let head_len = val_dim * n;
+    let data = qkv.data();
+    for_each_chunk_mut(&mut out, heads_per_part * head_len, |part, block| {
+        let mut scores = SCORES.with(Cell::take);
+        scores.resize(n * n, 0.0);
+        for (i, head_out) in block.chunks_exact_mut(head_len).enumerate() {
+            let h = part * heads_per_part + i;
+            let head = &data[h * head_width * n..(h + 1) * head_width * n];
+            // q (N, key_dim) is the transpose of the head's q rows; k (key_dim, N) and
+            // v (val_dim, N) are its k and v rows as they are.
+            let q = MatRef::new(head, n, key_dim, 1, n);
+            let k = MatRef::row_major(&head[key_dim * n..2 * key_dim * n], key_dim, n);
+            let v = MatRef::row_major(&head[2 * key_dim * n..], val_dim, n);
+            gemm::matmul(
+                inner_par,
+                Lhs::Matrix(q),
+                Rhs::Matrix(k),
+                MatMut::row_major(&mut scores, n, n),
+                &GemmOptions::default(),
+            );
+            let head_bias = &bias[h * n * n..(h + 1) * n * n];
+            for (row, bias_row) in scores.chunks_exact_mut(n).zip(head_bias.chunks_exact(n)) {
+                for (s, &b) in row.iter_mut().zip(bias_row) {
+                    *s = *s * scale + b;
+                }
+                vecmath::softmax(row);
+            }
+            // out_h (val_dim, N) = v · P^T.
+            gemm::matmul(
+                inner_par,
+                Lhs::Matrix(v),
+                Rhs::Matrix(MatRef::row_major(&scores, n, n).t()),
+                MatMut::row_major(head_out, val_dim, n),
+                &GemmOptions::default(),
+            );
+        }
+        SCORES.with(|cell| cell.set(scores));
+    });
+    Tensor::new(&shape, out)
+}
+
 /// For a (grid_h, grid_w) token grid in raster order, the table index of every token pair:
 /// `idx[i * N + j] = |y_i - y_j| * grid_w + |x_i - x_j|`, N = grid_h * grid_w.
 pub fn attention_bias_index(grid_h: usize, grid_w: usize) -> Vec<usize> {
@@ -446,6 +535,55 @@ mod tests {
         ));
         assert!(matches!(
             resample_attention_bias(&[0.0; 9], 1, (3, 3), (0, 3)),
+            Err(Error::Shape(_))
+        ));
+    }
+
+    /// (rows, cols) row-major -> (cols, rows) row-major.
+    fn transposed(data: &[f32], rows: usize, cols: usize) -> Vec<f32> {
+        let mut out = vec![0.0; data.len()];
+        for r in 0..rows {
+            for c in 0..cols {
+                out[c * rows + r] = data[r * cols + c];
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn channel_major_attention_equals_token_attention() {
+        let mut rng = Rng::new(73);
+        for (heads, kd, vd, h, w) in [(1, 1, 1, 1, 1), (2, 4, 8, 3, 5), (8, 32, 128, 7, 7)] {
+            let (n, width) = (h * w, heads * (2 * kd + vd));
+            let data = rng.vec(n * width, -2.0, 2.0);
+            let bias = rng.vec(heads * n * n, -1.0, 1.0);
+            let tokens = Tensor::new(&[n, width], data.clone()).unwrap();
+            let channels = Tensor::new(&[width, h, w], transposed(&data, n, width)).unwrap();
+            for par in [Parallelism::Serial, Parallelism::Threads(3)] {
+                let want = multi_head_attention(&tokens, heads, kd, vd, &bias, 0.3, par).unwrap();
+                let got = multi_head_attention_channels(&channels, heads, kd, vd, &bias, 0.3, par)
+                    .unwrap();
+                assert_eq!(got.shape(), &[heads * vd, h, w]);
+                assert_eq!(
+                    got.data(),
+                    &transposed(want.data(), n, heads * vd)[..],
+                    "{heads} heads, {n} tokens"
+                );
+            }
+        }
+        let par = Parallelism::Serial;
+        let qkv = Tensor::zeros(&[2 * 12, 2, 2]);
+        assert!(multi_head_attention_channels(&qkv, 2, 4, 4, &[0.0; 32], 1.0, par).is_ok());
+        assert!(matches!(
+            multi_head_attention_channels(&qkv, 2, 4, 5, &[0.0; 32], 1.0, par),
+            Err(Error::Shape(_))
+        ));
+        assert!(matches!(
+            multi_head_attention_channels(&qkv, 2, 4, 4, &[0.0; 31], 1.0, par),
+            Err(Error::Shape(_))
+        ));
+        assert!(matches!(
+            multi_head_attention_channels(&Tensor::zeros(&[24]), 2, 4, 4, &[], 1.0, par),
             Err(Error::Shape(_))
         ));
     }

@@ -106,6 +106,41 @@ impl Linear {
     }
 }
 
+impl Linear {
+    /// The layer applied at every position of a channel-major (in_features, ...) tensor,
+    /// e.g. (C, H, W) -> (out_features, H, W): a 1x1 convolution with this weight,
+    /// `y = W · x + b` with `x` and `y` read and written row-major.
+    pub fn forward_channels(
+        &self,
+        x: &Tensor,
+        act: Activation,
+        par: Parallelism,
+    ) -> Result<Tensor> {
+        let (c, n) = x.channel_major("linear (channel-major)")?;
+        if c != self.in_features {
+            return Err(Error::Shape(format!(
+                "linear expects {} input channels, got {c}",
+                self.in_features
+            )));
+        }
+        let mut y = vec![0.0; self.out_features * n];
+        gemm::matmul(
+            par,
+            Lhs::Packed(&self.weight),
+            Rhs::Matrix(MatRef::row_major(x.data(), c, n)),
+            MatMut::row_major(&mut y, self.out_features, n),
+            &GemmOptions {
+                bias: Some(&self.bias),
+                activation: act,
+                ..GemmOptions::default()
+            },
+        );
+        let mut shape = x.shape().to_vec();
+        shape[0] = self.out_features;
+        Tensor::new(&shape, y)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -181,6 +216,55 @@ mod tests {
         let not_tokens = Tensor::zeros(&[1, 4, 3]);
         assert!(matches!(
             layer.forward(&not_tokens, Activation::None, Parallelism::Serial),
+            Err(Error::Shape(_))
+        ));
+    }
+
+    /// (rows, cols) row-major -> (cols, rows) row-major.
+    fn transposed(data: &[f32], rows: usize, cols: usize) -> Vec<f32> {
+        let mut out = vec![0.0; data.len()];
+        for r in 0..rows {
+            for c in 0..cols {
+                out[c * rows + r] = data[r * cols + c];
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn forward_channels_equals_forward_on_tokens() {
+        let mut rng = Rng::new(72);
+        for (fin, fout, h, w) in [(1, 1, 1, 1), (7, 5, 3, 3), (48, 96, 10, 10)] {
+            let n = h * w;
+            let l = Linear::new(
+                fin,
+                fout,
+                rng.vec(fin * fout, -1.0, 1.0),
+                Some(rng.vec(fout, -1.0, 1.0)),
+            )
+            .unwrap();
+            let data = rng.vec(fin * n, -1.0, 1.0);
+            for par in [Parallelism::Serial, Parallelism::Threads(3)] {
+                let x = Tensor::new(&[fin, h, w], data.clone()).unwrap();
+                let got = l.forward_channels(&x, Activation::Gelu, par).unwrap();
+                let tokens = Tensor::new(&[n, fin], transposed(&data, fin, n)).unwrap();
+                let want = l.forward(&tokens, Activation::Gelu, par).unwrap();
+                assert_eq!(got.shape(), &[fout, h, w]);
+                assert_eq!(
+                    got.data(),
+                    &transposed(want.data(), n, fout)[..],
+                    "{fin}->{fout} at {n}"
+                );
+            }
+        }
+        let l = Linear::new(3, 2, vec![0.0; 6], None).unwrap();
+        let par = Parallelism::Serial;
+        assert!(matches!(
+            l.forward_channels(&Tensor::zeros(&[4, 2]), Activation::None, par),
+            Err(Error::Shape(_))
+        ));
+        assert!(matches!(
+            l.forward_channels(&Tensor::zeros(&[3]), Activation::None, par),
             Err(Error::Shape(_))
         ));
     }

@@ -51,6 +51,41 @@ pub fn layer_norm(x: &Tensor, gamma: &[f32], beta: &[f32], eps: f32) -> Result<T
     Tensor::new(&[n, c], out)
 }
 
+/// LayerNorm over the channels of every position of a channel-major (C, ...) tensor, e.g.
+/// (C, H, W): position `p` is normalised over `x[.., p]`. The same statistics, in the same
+/// order, as [`layer_norm`] on the transposed (N, C) tokens, so the results are identical.
+pub fn layer_norm_channels(x: &Tensor, gamma: &[f32], beta: &[f32], eps: f32) -> Result<Tensor> {
+    let (c, n) = x.channel_major("layer_norm_channels")?;
+    check_affine("layer_norm_channels", c, gamma, beta)?;
+    let mut out = vec![0.0; c * n];
+    if n > 0 {
+        let rows = || x.data().chunks_exact(n);
+        let mut mean = vec![0.0f64; n];
+        for row in rows() {
+            for (m, &v) in mean.iter_mut().zip(row) {
+                *m += v as f64;
+            }
+        }
+        mean.iter_mut().for_each(|m| *m /= c as f64);
+        let mut var = vec![0.0f64; n];
+        for row in rows() {
+            for ((s, &m), &v) in var.iter_mut().zip(&mean).zip(row) {
+                *s += (v as f64 - m).powi(2);
+            }
+        }
+        let inv_std: Vec<f64> = var
+            .iter()
+            .map(|&s| 1.0 / (s / c as f64 + eps as f64).sqrt())
+            .collect();
+        for (((dst, src), &g), &b) in out.chunks_exact_mut(n).zip(rows()).zip(gamma).zip(beta) {
+            for (((o, &v), &m), &is) in dst.iter_mut().zip(src).zip(&mean).zip(&inv_std) {
+                *o = ((v as f64 - m) * is * g as f64 + b as f64) as f32;
+            }
+        }
+    }
+    Tensor::new(x.shape(), out)
+}
+
 /// `GroupNorm(1, C)` on a (C, H, W) tensor: one mean and variance over all C * H * W values,
 /// then a per-channel affine `gamma[c]`, `beta[c]`.
 pub fn group_norm_1(x: &Tensor, gamma: &[f32], beta: &[f32], eps: f32) -> Result<Tensor> {
@@ -165,6 +200,46 @@ mod tests {
         ));
         assert!(matches!(
             group_norm_1(&map, &three, &[0.0; 4], 1e-5),
+            Err(Error::Shape(_))
+        ));
+    }
+
+    /// (rows, cols) row-major -> (cols, rows) row-major.
+    fn transposed(data: &[f32], rows: usize, cols: usize) -> Vec<f32> {
+        let mut out = vec![0.0; data.len()];
+        for r in 0..rows {
+            for c in 0..cols {
+                out[c * rows + r] = data[r * cols + c];
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn layer_norm_channels_equals_layer_norm_on_tokens() {
+        let mut rng = Rng::new(71);
+        for (c, h, w) in [(1, 1, 1), (5, 3, 7), (48, 4, 4)] {
+            let n = h * w;
+            let data = rng.vec(c * n, -4.0, 4.0);
+            let (g, b) = (rng.vec(c, 0.5, 1.5), rng.vec(c, -1.0, 1.0));
+            let x = Tensor::new(&[c, h, w], data.clone()).unwrap();
+            let got = layer_norm_channels(&x, &g, &b, 1e-5).unwrap();
+            let tokens = Tensor::new(&[n, c], transposed(&data, c, n)).unwrap();
+            let want = layer_norm(&tokens, &g, &b, 1e-5).unwrap();
+            assert_eq!(got.shape(), &[c, h, w]);
+            assert_eq!(
+                got.data(),
+                &transposed(want.data(), n, c)[..],
+                "{c}x{h}x{w}"
+            );
+        }
+        let x = Tensor::zeros(&[4, 2, 2]);
+        assert!(matches!(
+            layer_norm_channels(&x, &[1.0; 3], &[0.0; 3], 1e-5),
+            Err(Error::Shape(_))
+        ));
+        assert!(matches!(
+            layer_norm_channels(&Tensor::zeros(&[4]), &[1.0; 4], &[0.0; 4], 1e-5),
             Err(Error::Shape(_))
         ));
     }
