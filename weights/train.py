@@ -120,6 +120,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=True,
                    help="bfloat16 autocast")
     p.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=True)
+    p.add_argument("--device", default="cpu",
+                   help="where the student trains: cpu, cuda, cuda:N (augmentation and the "
+                        "teacher run on the CPU either way)")
+    p.add_argument("--workers", type=int, default=1,
+                   help="threads building batches (augmentation + teacher) ahead of the "
+                        "student; a GPU needs several")
     p.add_argument("--compile", action=argparse.BooleanOptionalAction, default=False,
                    help="torch.compile the student's forward (minutes of compilation per start)")
     p.add_argument("--threads", type=int, default=2, help="torch intra-op threads")
@@ -173,18 +179,30 @@ def jsonable_args(args) -> dict:
 
 
 class Prefetcher:
-    """Builds batches (augmentation + teacher pass) in a background thread, in order."""
+    """Builds batches (augmentation + teacher pass) in background threads, handed out in order.
 
-    def __init__(self, maker: BatchMaker, teacher, position: int, batch_size: int, depth: int = 2):
+    With ``workers`` threads, worker ``k`` builds batches ``k, k + workers, ...`` from
+    ``position`` on into a queue of its own, and ``get`` takes from the queues in turn: a batch is
+    a pure function of its position, so the order, and the run, are the same for any number of
+    workers (augmentation in OpenCV/numpy and the ONNX teacher release the GIL).
+    """
+
+    def __init__(self, maker: BatchMaker, teacher, position: int, batch_size: int, depth: int = 2,
+                 workers: int = 1):
         self.maker, self.teacher = maker, teacher
         self.position, self.batch_size = position, batch_size
-        self.q: queue.Queue = queue.Queue(maxsize=depth)
+        self.workers = max(1, workers)
+        self.queues = [queue.Queue(maxsize=depth) for _ in range(self.workers)]
+        self.next = 0
         self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
+        self.threads = [threading.Thread(target=self._run, args=(k,), daemon=True)
+                        for k in range(self.workers)]
+        for t in self.threads:
+            t.start()
 
-    def _run(self):
-        pos = self.position
+    def _run(self, k: int):
+        q = self.queues[k]
+        pos = self.position + k * self.batch_size
         try:
             while not self.stop.is_set():
                 b = self.maker.batch(pos, self.batch_size)
@@ -192,23 +210,25 @@ class Prefetcher:
                     b.teacher = self.teacher(b.images)
                 while not self.stop.is_set():
                     try:
-                        self.q.put(b, timeout=0.5)
+                        q.put(b, timeout=0.5)
                         break
                     except queue.Full:
                         pass
-                pos += self.batch_size
+                pos += self.workers * self.batch_size
         except BaseException as e:  # surfaced in get()
-            self.q.put(e)
+            q.put(e)
 
     def get(self):
-        b = self.q.get()
+        b = self.queues[self.next % self.workers].get()
+        self.next += 1
         if isinstance(b, BaseException):
             raise b
         return b
 
     def close(self):
         self.stop.set()
-        self.thread.join()
+        for t in self.threads:
+            t.join()
 
 
 class CsvLog:
@@ -325,8 +345,11 @@ def main(argv=None):
     torch.manual_seed(args.seed)
     model = EffYolo(cfg)
     init_student(model, args.layer_scale)
+    device = torch.device(args.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise SystemExit(f"--device {args.device}: this torch has no CUDA device")
     mem = torch.channels_last if args.channels_last else torch.contiguous_format
-    model = model.to(memory_format=mem).train()
+    model = model.to(device=device, memory_format=mem).train()
     ema = ModelEMA(model, args.ema_decay, args.ema_tau)
     opt = torch.optim.AdamW(param_groups(model, args.wd), lr=args.lr, betas=(0.9, 0.999))
     images, step, wall = 0, 0, 0.0
@@ -410,9 +433,9 @@ def main(argv=None):
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda s, f: stop_signal.append(s))
 
-    autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.bf16)
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.bf16)
     forward = torch.compile(model) if args.compile else model   # shares model's parameters
-    prefetch = Prefetcher(maker, teacher, images, args.batch)
+    prefetch = Prefetcher(maker, teacher, images, args.batch, workers=args.workers)
     start_images = images
     bad_steps = 0
     last_ckpt = time.time()
@@ -431,8 +454,8 @@ def main(argv=None):
                 g["lr"] = lr
             b = prefetch.get()
             assert b.position == images
-            x = torch.from_numpy(b.images).permute(0, 3, 1, 2).float().div_(255)
-            x = x.contiguous(memory_format=mem)
+            x = torch.from_numpy(b.images).to(device, non_blocking=True)
+            x = x.permute(0, 3, 1, 2).float().div_(255).contiguous(memory_format=mem)
             with autocast:
                 raw = forward(x)
             p = level_views(raw, model.head.na)
@@ -443,7 +466,7 @@ def main(argv=None):
                 parts.update(box=lbox, obj=lobj, cls=lcls)
                 loss = loss + W.box * lbox + W.obj * lobj + W.cls * lcls
             if teacher is not None:
-                kobj, kcls, kbox, agree = kd_loss(p, torch.from_numpy(b.teacher))
+                kobj, kcls, kbox, agree = kd_loss(p, torch.from_numpy(b.teacher).to(device))
                 parts.update(kd_obj=kobj, kd_cls=kcls, kd_box=kbox)
                 loss = loss + W.kd_obj * kobj + W.kd_cls * kcls + W.kd_box * kbox
                 if not math.isnan(agree):
@@ -499,7 +522,7 @@ def main(argv=None):
                     n = pool.attach_labels(str(args.labels), args.min_box_score, args.box_weight == "score")
                     say(f"label cache changed: pseudo-labels for {n}/{len(pool)} images")
                     box_loss_on = True
-                    prefetch = Prefetcher(maker, teacher, images, args.batch)
+                    prefetch = Prefetcher(maker, teacher, images, args.batch, workers=args.workers)
                 wall += time.perf_counter() - t_wall
                 t_wall = time.perf_counter()
                 checkpoint(ckpt_dir / "last.pt")

@@ -27,6 +27,7 @@ from __future__ import annotations
 import hashlib
 import json
 import sys
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -252,18 +253,23 @@ class BatchMaker:
         self.aug = aug
         self._perm_epoch = -1
         self._perm = None
+        self._perm_lock = threading.Lock()   # batches may be built by several threads
 
     def stream(self, start: int, count: int) -> np.ndarray:
         n = len(self.pool)
         out = np.empty(count, np.int64)
         for i in range(count):
             k = start + i
-            epoch = k // n
-            if epoch != self._perm_epoch:
-                self._perm = np.random.default_rng([self.seed, 1, epoch]).permutation(n)
-                self._perm_epoch = epoch
-            out[i] = self._perm[k % n]
+            out[i] = self._permutation(k // n)[k % n]
         return out
+
+    def _permutation(self, epoch: int) -> np.ndarray:
+        """The image order of one pass over the pool (the last one is cached)."""
+        with self._perm_lock:
+            if epoch != self._perm_epoch:
+                self._perm = np.random.default_rng([self.seed, 1, epoch]).permutation(len(self.pool))
+                self._perm_epoch = epoch
+            return self._perm
 
     def _load(self, index: int):
         """Image resized to long side S, its boxes in those pixels, labelled flag."""

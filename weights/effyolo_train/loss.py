@@ -137,11 +137,18 @@ class YoloLoss:
         lbox, lobj, lcls = zero, zero, zero
         if not bool(labelled.any()):
             return lbox, lobj, lcls
-        tcls, tbox, indices, anch, twt = self.build_targets([pi.shape[2:4] for pi in p], targets)
+        # Targets are matched on the CPU (a few hundred rows), then moved to the predictions.
+        dev = p[0].device
+        tcls, tbox, indices, anch, twt = self.build_targets([pi.shape[2:4] for pi in p], targets.cpu())
+        to = lambda ts: [t.to(dev) for t in ts]  # noqa: E731
+        tcls, tbox, anch, twt = to(tcls), to(tbox), to(anch), to(twt)
+        indices = [tuple(to(ix)) for ix in indices]
+        labelled = labelled.to(dev)
+        class_weights = None if self.class_weights is None else self.class_weights.to(dev)
         wbox = wsum = 0.0
         for i, pi in enumerate(p):
             b, a, gj, gi = indices[i]
-            tobj = torch.zeros(pi.shape[:4], dtype=pi.dtype)
+            tobj = torch.zeros(pi.shape[:4], dtype=pi.dtype, device=dev)
             n = b.shape[0]
             if n:
                 ps = pi[b, a, gj, gi]
@@ -152,10 +159,10 @@ class YoloLoss:
                 lbox = lbox + ((1.0 - iou) * w).sum()
                 tobj[b, a, gj, gi] = iou.detach().clamp(0).to(tobj.dtype)
                 t = torch.zeros_like(ps[:, 5:])
-                t[torch.arange(n), tcls[i]] = 1.0
+                t[torch.arange(n, device=dev), tcls[i]] = 1.0
                 bce = F.binary_cross_entropy_with_logits(ps[:, 5:], t, reduction="none")
-                if self.class_weights is not None:
-                    bce = bce * self.class_weights
+                if class_weights is not None:
+                    bce = bce * class_weights
                 lcls = lcls + (bce.mean(1) * w).sum()
                 wsum += float(w.sum())
             obj = F.binary_cross_entropy_with_logits(pi[..., 4], tobj, reduction="none")
@@ -176,8 +183,8 @@ class DenseDistillLoss:
         self.class_weights = class_weights
         self._grid_cache: Dict[Tuple, Tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = {}
 
-    def _grid(self, shapes):
-        key = tuple(shapes)
+    def _grid(self, shapes, device):
+        key = (tuple(shapes), str(device))
         if key not in self._grid_cache:
             cells, strides, anchors = [], [], []
             na = self.anchors_px.shape[1]
@@ -188,7 +195,7 @@ class DenseDistillLoss:
                 cells.append(xy.reshape(-1, 2))
                 strides.append(torch.full((na * ny * nx, 1), float(self.strides[i])))
                 anchors.append(self.anchors_px[i].view(na, 1, 2).expand(-1, ny * nx, -1).reshape(-1, 2))
-            self._grid_cache[key] = (torch.cat(cells), torch.cat(strides), torch.cat(anchors))
+            self._grid_cache[key] = tuple(torch.cat(t).to(device) for t in (cells, strides, anchors))
         return self._grid_cache[key]
 
     def __call__(self, p: List[torch.Tensor], teacher: torch.Tensor):
@@ -205,14 +212,14 @@ class DenseDistillLoss:
         t_obj = teacher[..., 4]
         bce = F.binary_cross_entropy_with_logits(s[..., 5:], teacher[..., 5:], reduction="none")
         if self.class_weights is not None:
-            bce = bce * self.class_weights
+            bce = bce * self.class_weights.to(s.device)
         lcls = (bce.mean(-1) * t_obj).sum() / t_obj.sum().clamp(min=1e-6)
 
         mask = t_obj > self.box_obj_thr
         lbox = lobj * 0
         agree = float("nan")
         if bool(mask.any()):
-            cell, stride, anchor = self._grid([pi.shape[2:4] for pi in p])
+            cell, stride, anchor = self._grid([pi.shape[2:4] for pi in p], s.device)
             bi, ni = mask.nonzero(as_tuple=True)
             ps = s[bi, ni]
             pxy = (ps[:, :2].sigmoid() * 2 - 0.5 + cell[ni]) * stride[ni]

@@ -140,3 +140,32 @@ def test_resume_reproduces_an_uninterrupted_run(tmp_path):
     assert sorted(a) == sorted(b) == [2, 4, 6, 8]
     for k in a:
         assert math.isfinite(a[k]) and a[k] == b[k]
+
+
+def test_batch_workers_do_not_change_the_run(tmp_path):
+    """Batches built by several threads arrive in the same order: the same losses, bit for bit."""
+    import train
+
+    folder = _image_folder(tmp_path)
+    labels = _label_cache(tmp_path, folder)
+    common = [str(folder), "--labels", str(labels), "--no-distill", "--size", "64", "--batch", "2",
+              "--log-every", "1", "--eval-every", "0", "--warmup-images", "4", "--threads", "1",
+              "--stop-after", "8", "--device", "cpu"]
+    train.main(common + ["--workdir", str(tmp_path / "one")])
+    train.main(common + ["--workdir", str(tmp_path / "three"), "--workers", "3"])
+    one, three = _losses(tmp_path / "one" / "train_log.csv"), _losses(tmp_path / "three" / "train_log.csv")
+    assert sorted(one) == sorted(three) == [2, 4, 6, 8]
+    assert all(one[k] == three[k] for k in one)
+
+
+def test_missing_cuda_device_is_refused(tmp_path):
+    import torch
+    import train
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a CUDA device")
+    folder = _image_folder(tmp_path)
+    labels = _label_cache(tmp_path, folder)
+    with pytest.raises(SystemExit, match="no CUDA device"):
+        train.main([str(folder), "--labels", str(labels), "--no-distill", "--size", "64",
+                    "--workdir", str(tmp_path / "w"), "--device", "cuda", "--stop-after", "2"])
