@@ -11,11 +11,12 @@ pub const THREADS_COMPILED: bool = cfg!(feature = "threads");
 
 /// Runs `f` on a thread of rayon's current pool when `par` allows more than one part, so the
 /// kernel calls inside it split their work from a pool thread: each split goes onto that
-/// thread's own queue, where it runs at once while an idle thread wakes up to steal from it.
-/// A split started from outside the pool (the thread that called into the library: `main`
-/// natively, the page's Worker in the browser) is instead sent to the pool and waited for,
-/// which costs two cross-thread wake-ups per kernel call: in a browser, about 30-45 us each
-/// time, measured on a 2-core machine, against a few ms for a whole layer.
+/// thread's own queue and starts there at once, while an idle thread wakes up to steal from
+/// it. A split started from outside the pool (the thread that called into the library: `main`
+/// natively, the page's Worker in the browser) is instead sent to the pool and waited for.
+/// Either way a split kernel call costs about 30-45 us more than its work in Chromium on a
+/// 2-core machine (a small GEMM at 1 and 2 threads), and whole passes measured the same both
+/// ways there; this keeps the caller's thread out of the pass.
 /// Serial, or without the `threads` feature, `f` runs on the calling thread.
 pub fn on_pool<R, F>(par: crate::kernels::Parallelism, f: F) -> R
 where
