@@ -1,4 +1,5 @@
-//! Test helpers shared by the kernel and op tests: a seeded RNG and tolerance checks.
+//! Test helpers shared by the kernel and op tests: a seeded RNG, tolerance checks and a
+//! transposed copy.
 
 /// A small deterministic generator (SplitMix64), so tests need no dependency and every run
 /// sees the same data.
@@ -40,4 +41,11 @@ pub(crate) fn assert_close(actual: &[f32], expected: &[f32], atol: f32, rtol: f3
             "{what}: index {i}: got {a}, expected {e} (atol {atol}, rtol {rtol})"
         );
     }
+}
+
+/// A (rows, cols) row-major matrix as its (cols, rows) row-major transpose.
+pub(crate) fn transposed(data: &[f32], rows: usize, cols: usize) -> Vec<f32> {
+    let mut out = vec![0.0; data.len()];
+    super::transpose(rows, cols, data, cols, &mut out, rows);
+    out
 }

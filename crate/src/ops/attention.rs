@@ -13,7 +13,7 @@ use std::cell::Cell;
 use crate::error::{Error, Result};
 use crate::kernels::gemm::{self, GemmOptions, Lhs, MatMut, MatRef, Rhs};
 use crate::kernels::parallel::for_each_chunk_mut;
-use crate::kernels::{vecmath, Parallelism};
+use crate::kernels::{transpose, vecmath, Parallelism};
 use crate::tensor::Tensor;
 
 thread_local! {
@@ -26,8 +26,8 @@ thread_local! {
 ///
 /// `qkv` is (N, heads * (2 * key_dim + val_dim)) in the per-head interleaved layout, `bias`
 /// is (heads, N, N) already gathered from the table (see [`gather_attention_bias`]). Returns
-/// (N, heads * val_dim). Both products run on GEMM reading `q`, `k^T` and `v` in place through
-/// strided views; with [`Parallelism::Threads`], heads are shared out between threads.
+/// (N, heads * val_dim). Computed by [`multi_head_attention_channels`] on the transposed
+/// input, its result transposed back (the same values, bit for bit).
 pub fn multi_head_attention(
     qkv: &Tensor,
     heads: usize,
@@ -37,94 +37,31 @@ pub fn multi_head_attention(
     scale: f32,
     par: Parallelism,
 ) -> Result<Tensor> {
+    // The tokens are the columns of the channel-major layout; the model runs that one directly.
     let (n, width) = qkv.tokens("multi_head_attention")?;
-    let head_width = 2 * key_dim + val_dim;
-    if heads == 0 || head_width == 0 {
-        return Err(Error::Shape(format!(
-            "multi_head_attention needs heads >= 1 and a non-empty head, got heads {heads}, \
-             key_dim {key_dim}, val_dim {val_dim}"
-        )));
-    }
-    if width != heads * head_width {
-        return Err(Error::Shape(format!(
-            "multi_head_attention expects qkv width {} ({heads} heads x (2 x {key_dim} + {val_dim})), got {width}",
-            heads * head_width
-        )));
-    }
-    if bias.len() != heads * n * n {
-        return Err(Error::Shape(format!(
-            "multi_head_attention expects a ({heads}, {n}, {n}) bias, got {} values",
-            bias.len()
-        )));
-    }
+    let mut channels = vec![0.0; n * width];
+    transpose(n, width, qkv.data(), width, &mut channels, n);
+    let y = multi_head_attention_channels(
+        &Tensor::new(&[width, n], channels)?,
+        heads,
+        key_dim,
+        val_dim,
+        bias,
+        scale,
+        par,
+    )?;
     let out_width = heads * val_dim;
     let mut out = vec![0.0; n * out_width];
-    if n == 0 || val_dim == 0 {
-        return Tensor::new(&[n, out_width], out);
-    }
-
-    // Heads are independent: threads take whole heads, each writing its (N, val_dim) result
-    // to its own block of a head-major buffer, interleaved into the output afterwards.
-    let work = (heads * n * n * (key_dim + val_dim)) as u64;
-    let parts = par
-        .max_parts()
-        .min(heads)
-        .min((work / gemm::DEFAULT_MIN_MACS_PER_PART).max(1) as usize);
-    let inner_par = if parts > 1 { Parallelism::Serial } else { par };
-    let heads_per_part = heads.div_ceil(parts);
-    let head_len = n * val_dim;
-    let mut per_head = vec![0.0; heads * head_len];
-    let data = qkv.data();
-    for_each_chunk_mut(&mut per_head, heads_per_part * head_len, |part, block| {
-        let mut scores = SCORES.with(Cell::take);
-        scores.resize(n * n, 0.0);
-        for (i, head_out) in block.chunks_exact_mut(head_len).enumerate() {
-            let h = part * heads_per_part + i;
-            let head = &data[h * head_width..];
-            // q (N, key_dim), k^T (key_dim, N) and v (N, val_dim), all read in place.
-            let q = MatRef::new(head, n, key_dim, width, 1);
-            let k_t = MatRef::new(&head[key_dim..], n, key_dim, width, 1).t();
-            let v = MatRef::new(&head[2 * key_dim..], n, val_dim, width, 1);
-            gemm::matmul(
-                inner_par,
-                Lhs::Matrix(q),
-                Rhs::Matrix(k_t),
-                MatMut::row_major(&mut scores, n, n),
-                &GemmOptions::default(),
-            );
-            let head_bias = &bias[h * n * n..(h + 1) * n * n];
-            for (row, bias_row) in scores.chunks_exact_mut(n).zip(head_bias.chunks_exact(n)) {
-                for (s, &b) in row.iter_mut().zip(bias_row) {
-                    *s = *s * scale + b;
-                }
-                vecmath::softmax(row);
-            }
-            gemm::matmul(
-                inner_par,
-                Lhs::Matrix(MatRef::row_major(&scores, n, n)),
-                Rhs::Matrix(v),
-                MatMut::row_major(head_out, n, val_dim),
-                &GemmOptions::default(),
-            );
-        }
-        SCORES.with(|cell| cell.set(scores));
-    });
-    for (h, head_out) in per_head.chunks_exact(head_len).enumerate() {
-        for (row, src) in out
-            .chunks_exact_mut(out_width)
-            .zip(head_out.chunks_exact(val_dim))
-        {
-            row[h * val_dim..(h + 1) * val_dim].copy_from_slice(src);
-        }
-    }
+    transpose(out_width, n, y.data(), n, &mut out, out_width);
     Tensor::new(&[n, out_width], out)
 }
 
 /// [`multi_head_attention`] on channel-major data: `qkv` is (heads * (2 * key_dim + val_dim),
 /// N) (or (width, H, W)), each head's q, k and v rows in that order as in the token layout's
 /// columns; the result is (heads * val_dim, N) (or (heads * val_dim, H, W)), head `h` in rows
-/// `h * val_dim..`. Every product reads its operands in place, and each head writes its own
-/// block of rows, so nothing is copied or interleaved afterwards.
+/// `h * val_dim..`. Both products run on GEMM reading `q^T`, `k` and `v` in place, and each
+/// head writes its own block of rows; with [`Parallelism::Threads`], heads are shared out
+/// between threads.
 pub fn multi_head_attention_channels(
     qkv: &Tensor,
     heads: usize,
@@ -144,7 +81,7 @@ pub fn multi_head_attention_channels(
     }
     if width != heads * head_width {
         return Err(Error::Shape(format!(
-            "multi_head_attention expects {} qkv channels ({heads} heads x (2 x {key_dim} + {val_dim})), got {width}",
+            "multi_head_attention expects qkv width {} ({heads} heads x (2 x {key_dim} + {val_dim})), got {width}",
             heads * head_width
         )));
     }
@@ -328,7 +265,7 @@ pub fn resample_attention_bias(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::kernels::testing::{assert_close, Rng};
+    use crate::kernels::testing::{assert_close, transposed, Rng};
 
     /// Direct attention in f64 with explicit per-head q/k/v indexing.
     fn attention_direct(
@@ -537,17 +474,6 @@ mod tests {
             resample_attention_bias(&[0.0; 9], 1, (3, 3), (0, 3)),
             Err(Error::Shape(_))
         ));
-    }
-
-    /// (rows, cols) row-major -> (cols, rows) row-major.
-    fn transposed(data: &[f32], rows: usize, cols: usize) -> Vec<f32> {
-        let mut out = vec![0.0; data.len()];
-        for r in 0..rows {
-            for c in 0..cols {
-                out[c * rows + r] = data[r * cols + c];
-            }
-        }
-        out
     }
 
     #[test]

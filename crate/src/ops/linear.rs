@@ -144,7 +144,7 @@ impl Linear {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::kernels::testing::{assert_close, Rng};
+    use crate::kernels::testing::{assert_close, transposed, Rng};
 
     fn linear_direct(l: &Linear, x: &[f32], n: usize) -> Vec<f32> {
         let (fin, fout, weight) = (l.in_features(), l.out_features(), l.weight());
@@ -218,17 +218,6 @@ mod tests {
             layer.forward(&not_tokens, Activation::None, Parallelism::Serial),
             Err(Error::Shape(_))
         ));
-    }
-
-    /// (rows, cols) row-major -> (cols, rows) row-major.
-    fn transposed(data: &[f32], rows: usize, cols: usize) -> Vec<f32> {
-        let mut out = vec![0.0; data.len()];
-        for r in 0..rows {
-            for c in 0..cols {
-                out[c * rows + r] = data[r * cols + c];
-            }
-        }
-        out
     }
 
     #[test]

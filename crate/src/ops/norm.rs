@@ -108,7 +108,7 @@ pub fn group_norm_1(x: &Tensor, gamma: &[f32], beta: &[f32], eps: f32) -> Result
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::kernels::testing::{assert_close, Rng};
+    use crate::kernels::testing::{assert_close, transposed, Rng};
 
     /// Direct f32 two-pass normalisation of one group of values with per-value affine.
     fn normalise(xs: &[f32], eps: f32, affine: impl Fn(usize) -> (f32, f32)) -> Vec<f32> {
@@ -202,17 +202,6 @@ mod tests {
             group_norm_1(&map, &three, &[0.0; 4], 1e-5),
             Err(Error::Shape(_))
         ));
-    }
-
-    /// (rows, cols) row-major -> (cols, rows) row-major.
-    fn transposed(data: &[f32], rows: usize, cols: usize) -> Vec<f32> {
-        let mut out = vec![0.0; data.len()];
-        for r in 0..rows {
-            for c in 0..cols {
-                out[c * rows + r] = data[r * cols + c];
-            }
-        }
-        out
     }
 
     #[test]
