@@ -65,4 +65,11 @@ impl Parallelism {
             Parallelism::Threads(n) => n.max(1),
         }
     }
+
+    /// How many parts `work` units should be split into when a part is only worth a thread
+    /// from `min_per_part` units on: at most [`Parallelism::max_parts`], at least 1.
+    pub fn parts_for(self, work: u64, min_per_part: u64) -> usize {
+        let by_work = (work / min_per_part.max(1)).clamp(1, usize::MAX as u64) as usize;
+        self.max_parts().min(by_work)
+    }
 }

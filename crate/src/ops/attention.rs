@@ -100,9 +100,8 @@ pub fn multi_head_attention_channels(
 
     let work = (heads * n * n * (key_dim + val_dim)) as u64;
     let parts = par
-        .max_parts()
-        .min(heads)
-        .min((work / gemm::DEFAULT_MIN_MACS_PER_PART).max(1) as usize);
+        .parts_for(work, gemm::DEFAULT_MIN_MACS_PER_PART)
+        .min(heads);
     let inner_par = if parts > 1 { Parallelism::Serial } else { par };
     let heads_per_part = heads.div_ceil(parts);
     let head_len = val_dim * n;

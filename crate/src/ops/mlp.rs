@@ -27,6 +27,8 @@ const MAX_TILE: usize = 256;
 /// Narrowest tile worth a part of its own; smaller maps run as one tile with the threads
 /// inside the products instead.
 const MIN_TILE: usize = 32;
+/// Fewest additions of the residual worth a thread of their own.
+const MIN_ADDS_PER_PART: u64 = 1 << 14;
 
 thread_local! {
     /// Per-thread hidden tile, reused across calls.
@@ -116,9 +118,10 @@ pub fn conv_mlp_residual(
         HIDDEN.with(|s| s.set(scratch));
     });
 
-    // x += y, split by channels (whole rows of x) among the parts.
+    // x += y, split by channels (whole rows of x) when there are enough of them to share.
     let y = &y_storage[..c * pixels];
-    let channels_per_part = c.div_ceil(parts.min(c));
+    let add_parts = par.parts_for((c * pixels) as u64, MIN_ADDS_PER_PART).min(c);
+    let channels_per_part = c.div_ceil(add_parts);
     for_each_chunk_mut(x.data_mut(), channels_per_part * pixels, |part, rows| {
         for (i, x_row) in rows.chunks_exact_mut(pixels).enumerate() {
             let ch = part * channels_per_part + i;
@@ -155,7 +158,14 @@ mod tests {
     #[test]
     fn equals_unfused_convolutions() {
         let mut rng = Rng::new(60);
-        for (c, h, w) in [(1, 1, 1), (3, 5, 7), (8, 20, 20), (16, 9, 40), (5, 1, 600)] {
+        for (c, h, w) in [
+            (1, 1, 1),
+            (3, 5, 7),
+            (8, 20, 20),
+            (16, 9, 40),
+            (5, 1, 600),
+            (48, 40, 40),
+        ] {
             let (fc1, fc2) = (layer(&mut rng, 4 * c, c), layer(&mut rng, c, 4 * c));
             let x = Tensor::new(&[c, h, w], rng.vec(c * h * w, -2.0, 2.0)).unwrap();
             for par in [

@@ -19,7 +19,7 @@ thread_local! {
 }
 
 /// Planes smaller than this many pixels in total are not worth splitting over threads.
-const MIN_PIXELS_PER_PART: usize = 1 << 14;
+const MIN_PIXELS_PER_PART: u64 = 1 << 14;
 
 /// Writes the sums of each pixel's in-bounds horizontal neighbours (x - 1, x, x + 1) of an
 /// `h x w` plane into `sums`, adding left to right.
@@ -112,9 +112,7 @@ pub fn pool_mixer_residual(x: &mut Tensor, scale: &[f32], par: Parallelism) -> R
     if plane_len == 0 || c == 0 {
         return Ok(());
     }
-    let parts = par
-        .max_parts()
-        .min((c * plane_len / MIN_PIXELS_PER_PART).max(1));
+    let parts = par.parts_for((c * plane_len) as u64, MIN_PIXELS_PER_PART);
     let planes_per_part = c.div_ceil(parts);
     for_each_chunk_mut(x.data_mut(), planes_per_part * plane_len, |part, planes| {
         let mut scratch = ROW_SUMS.with(Cell::take);
@@ -159,9 +157,7 @@ pub fn max_pool(
     let ho = (h + 2 * pad - kernel) / stride + 1;
     let wo = (w + 2 * pad - kernel) / stride + 1;
     let mut out = vec![0.0; c * ho * wo];
-    let parts = par
-        .max_parts()
-        .min((c * ho * wo * kernel / MIN_PIXELS_PER_PART).max(1));
+    let parts = par.parts_for((c * ho * wo * kernel) as u64, MIN_PIXELS_PER_PART);
     let planes_per_part = c.div_ceil(parts);
     let input = x.data();
     for_each_chunk_mut(&mut out, planes_per_part * ho * wo, |part, planes| {

@@ -162,9 +162,7 @@ struct Plan {
 
 impl Plan {
     fn new<K: MicroKernel>(par: Parallelism, m: usize, n: usize, k: usize, min_macs: u64) -> Self {
-        let macs = m as u64 * n as u64 * k as u64;
-        let by_work = (macs / min_macs.max(1)).clamp(1, usize::MAX as u64) as usize;
-        let wanted = par.max_parts().min(by_work);
+        let wanted = par.parts_for(m as u64 * n as u64 * k as u64, min_macs);
         let (m_panels, n_panels) = (m.div_ceil(K::MR), n.div_ceil(K::NR));
         // Split the axis whose panels share out more evenly (the largest part is what the
         // others wait for); on a tie, the columns, so no two parts pack the same B.
