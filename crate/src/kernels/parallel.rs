@@ -7,7 +7,7 @@
 //! partitioning, so serial runs exercise it too.
 //!
 //! A whole pass (a model's forward, a benchmark case) runs through [`on_pool`], which gathers
-//! a team for it: the pass runs on one pool thread (the leader) while the other members wait
+//! a team for it: the pass runs on the calling thread (the leader) while pool threads wait
 //! for parts by spinning on one atomic word, so a split kernel call inside the pass hands its
 //! parts out without waking a sleeping thread. Rayon's own hand-off costs about 30-45 us per
 //! call in Chromium (a worker that found no work sleeps in `Atomics.wait` and needs a
@@ -16,11 +16,11 @@
 /// Whether this build can run parts on other threads.
 pub const THREADS_COMPILED: bool = cfg!(feature = "threads");
 
-/// Runs `f` as one pass: when `par` allows more than one part and the build has threads, `f`
-/// runs on a thread of rayon's current pool with a team of up to `par.max_parts()` pool
-/// threads, and the split kernel calls made by `f` on that thread share their parts out among
-/// the team (see the module notes). Serial, or without the `threads` feature, `f` runs on the
-/// calling thread.
+/// Runs `f` as one pass on the calling thread. When `par` allows more than one part and the
+/// build has threads, that thread leads a team with up to `par.max_parts() - 1` threads of
+/// rayon's current pool, and the split kernel calls made by `f` share their parts out among
+/// the team (see the module notes). The caller blocks until the helpers are back, so in a
+/// browser it must be a Worker, as for any rayon call.
 pub fn on_pool<R, F>(par: crate::kernels::Parallelism, f: F) -> R
 where
     F: FnOnce() -> R + Send,
@@ -266,9 +266,10 @@ mod team {
             panicked: AtomicBool::new(false),
         };
         let team = &team;
-        // `scope` runs its closure on a pool thread (inline when already on one) and returns
-        // once it and every helper spawned from it have returned.
-        rayon::scope(|s| {
+        // The calling thread leads: it starts the pass at once while the helpers, sent to the
+        // pool, join as they wake (one wake-up per pass). `in_place_scope` returns once every
+        // helper spawned from it has returned.
+        rayon::in_place_scope(|s| {
             if in_part() || !LEADING.with(Cell::get).is_null() {
                 // A pass inside a pass: the outer team is busy with this thread's part.
                 return f();
@@ -276,7 +277,10 @@ mod team {
             let _end = EndOfPass(team);
             LEADING.with(|t| t.set(team as *const Team));
             let _leading = Leading;
-            let helpers = max_parts.min(rayon::current_num_threads()) - 1;
+            // Pool threads other than this one (when the caller is itself a pool thread).
+            let others =
+                rayon::current_num_threads() - usize::from(rayon::current_thread_index().is_some());
+            let helpers = (max_parts - 1).min(others);
             for _ in 0..helpers {
                 s.spawn(move |_| team.help());
             }
