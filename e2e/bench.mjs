@@ -2,7 +2,7 @@
 // Runs the benchmark page (web/bench.html) in headless Chromium and prints each result as a
 // JSON line, for measurement outside the browser UI.
 //
-//   node e2e/bench.mjs [--builds relaxed,simd128,single] [--threads 1,2] [--runs 20] [--warmup 3]
+//   node e2e/bench.mjs [--builds relaxed,simd128,single] [--threads 1,2] [--runs 20] [--warmup 3] [--settle 0]
 //                      [--blocks 4@320|none] [--models l1:0,l1:1,l7|none] [--sizes 320]
 //                      [--gemm all|MxNxK,..] [--memory FRAMES] [--timeout SECONDS] [--report FILE]
 //
@@ -16,7 +16,7 @@ import { writeFile } from 'node:fs/promises';
 import { launchChromium, openPage } from './lib/browser.js';
 import { startBenchServer } from './lib/bench.js';
 
-const PAGE_PARAMS = ['builds', 'threads', 'runs', 'warmup', 'blocks', 'models', 'sizes', 'gemm', 'memory', 'peak'];
+const PAGE_PARAMS = ['builds', 'threads', 'runs', 'warmup', 'settle', 'blocks', 'models', 'sizes', 'gemm', 'memory', 'peak'];
 
 function parseArgs(argv) {
   const params = new URLSearchParams();

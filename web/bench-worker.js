@@ -11,7 +11,9 @@
 //                                                   -> { ms: [..], macs }
 //   { type: 'model', variant, mhsa, size, threads, repeat }
 //                                                   -> { ms: [..], backboneMs: [..], macs, profile }
-// `repeat` forward passes are timed back to back; the page alternates builds between requests.
+// `repeat` forward passes are timed back to back, after `settle` untimed ones (0 if absent),
+// and the reply counts the untimed passes run (`settled`); the page alternates builds between
+// requests.
 // `pool` sizes the thread pool once; `threads` limits how many of its threads the kernels use.
 
 const BUILDS = {
@@ -29,6 +31,34 @@ let glue = null;
 const blocks = new Map();
 const gemms = new Map();
 const detectors = new Map();
+
+/** Products this short are timed in batches: one run is below the clock's resolution. */
+const MIN_SAMPLE_MS = 1;
+
+/**
+ * The time of one `run()` (which returns its own time in ms): that time when it is at least
+ * MIN_SAMPLE_MS, else the mean over back-to-back runs that together last MIN_SAMPLE_MS.
+ */
+function timeBatch(run) {
+  const once = run();
+  if (once >= MIN_SAMPLE_MS) return once;
+  let count = 0;
+  const start = performance.now();
+  let elapsed = 0;
+  do {
+    run();
+    count++;
+    elapsed = performance.now() - start;
+  } while (elapsed < MIN_SAMPLE_MS);
+  return elapsed / count;
+}
+
+/** Runs `run` `count` times (none when absent) without timing it; returns how many ran. */
+function untimed(count, run) {
+  let ran = 0;
+  for (; ran < (count ?? 0); ran++) run();
+  return ran;
+}
 
 const handlers = {
   async start({ build, pool }) {
@@ -49,7 +79,7 @@ const handlers = {
     return { buildInfo: JSON.parse(glue.buildInfo()), kernels: JSON.parse(glue.gemmKernels()) };
   },
 
-  gemm({ m, n, k, threads, repeat }) {
+  gemm({ m, n, k, threads, repeat, settle }) {
     const key = `${m}x${n}x${k}`;
     let gemm = gemms.get(key);
     if (!gemm) {
@@ -57,9 +87,10 @@ const handlers = {
       gemms.set(key, gemm);
     }
     gemm.setThreads(threads);
+    const settled = untimed(settle, () => gemm.run());
     const ms = [];
-    for (let i = 0; i < repeat; i++) ms.push(gemm.run());
-    return { ms, macs: gemm.macs(), kernel: gemm.kernel() };
+    for (let i = 0; i < repeat; i++) ms.push(timeBatch(() => gemm.run()));
+    return { ms, settled, macs: gemm.macs(), kernel: gemm.kernel() };
   },
 
   // The demo's whole path (RGBA frame -> letterbox -> model -> NMS) on one fixed frame, with
@@ -84,7 +115,7 @@ const handlers = {
     }
   },
 
-  block({ kind, dim, grid, threads, repeat }) {
+  block({ kind, dim, grid, threads, repeat, settle }) {
     const key = `${kind}/${dim}/${grid}`;
     let block = blocks.get(key);
     if (!block) {
@@ -92,12 +123,13 @@ const handlers = {
       blocks.set(key, block);
     }
     block.setThreads(threads);
+    const settled = untimed(settle, () => block.run());
     const ms = [];
     for (let i = 0; i < repeat; i++) ms.push(block.run());
-    return { ms, macs: block.macs() };
+    return { ms, settled, macs: block.macs() };
   },
 
-  model({ variant, mhsa, size, threads, repeat }) {
+  model({ variant, mhsa, size, threads, repeat, settle }) {
     const key = `${variant}/${mhsa ?? ''}`;
     let detector = detectors.get(key);
     if (!detector) {
@@ -105,6 +137,7 @@ const handlers = {
       detectors.set(key, detector);
     }
     detector.setThreads(threads);
+    const settled = untimed(settle, () => detector.profile(size, size));
     const ms = [];
     const backboneMs = [];
     let profile = null;
@@ -113,7 +146,7 @@ const handlers = {
       ms.push(profile.find((step) => step.step === 'total').ms);
       backboneMs.push(profile.filter((step) => BACKBONE_STEP.test(step.step)).reduce((sum, step) => sum + step.ms, 0));
     }
-    return { ms, backboneMs, macs: JSON.parse(detector.macCount(size, size)), profile };
+    return { ms, backboneMs, settled, macs: JSON.parse(detector.macCount(size, size)), profile };
   },
 };
 

@@ -6,6 +6,10 @@
 //   threads=1,2,4                  kernel thread counts (default 1, 2, 4, … and
 //                                  hardwareConcurrency); the single-thread build runs at 1 only
 //   runs=20  warmup=3              timed runs after warm-up runs, per row
+//   settle=0                       untimed passes right before each timed one, so that it
+//                                  starts as a pass in a stream of frames does: its threads and
+//                                  cores awake (an idle core of a virtual machine can take
+//                                  milliseconds to be scheduled again)
 //   blocks=4@320,1@224             block rows as stage@input (the stage's width at the token
 //                                  grid input/stride); 1|all for the default set, 0|none for none
 //   models=l1:0,l1:1,l1:4,l3,l7    whole-detector rows as variant[:MHSA blocks]; 0|none for none
@@ -107,6 +111,8 @@ function parseSettings(params, features) {
   const runs = positiveInts(params.get('runs') ?? '20', 'runs')[0];
   const warmup = Number(params.get('warmup') ?? 3);
   if (!Number.isInteger(warmup) || warmup < 0) throw new Error(`warmup: '${params.get('warmup')}' is not a count`);
+  const settle = Number(params.get('settle') ?? 0);
+  if (!Number.isInteger(settle) || settle < 0) throw new Error(`settle: '${params.get('settle')}' is not a count`);
 
   let blockText = params.get('blocks') ?? DEFAULT_BLOCKS;
   if (['1', 'all', 'default'].includes(blockText)) blockText = DEFAULT_BLOCKS;
@@ -145,7 +151,7 @@ function parseSettings(params, features) {
   if (memory > 0 && !models.length) throw new Error('memory: needs a model (models=l1:1)');
   const peak = Number(params.get('peak') ?? DEFAULT_PEAK);
   if (!(peak > 0)) throw new Error(`peak: '${params.get('peak')}' is not a positive GMAC/s figure`);
-  return { builds, threads, runs, warmup, blocks, models, sizes, gemms, memory, peak };
+  return { builds, threads, runs, warmup, settle, blocks, models, sizes, gemms, memory, peak };
 }
 
 /** The settings as URL parameters (the shareable form). */
@@ -155,6 +161,7 @@ function settingsQuery(settings) {
     threads: settings.threads.join(','),
     runs: String(settings.runs),
     warmup: String(settings.warmup),
+    settle: String(settings.settle),
     blocks: settings.blocks.map((b) => `${b.stage}@${b.input}`).join(',') || 'none',
     models: settings.models.map((m) => (m.mhsa === null ? m.variant : `${m.variant}:${m.mhsa}`)).join(',') || 'none',
     sizes: settings.sizes.join(','),
@@ -246,7 +253,7 @@ async function measure(settings, workers, progress) {
     job, threads, builds,
     label: `${jobLabel(job)}, ${threads} thread${threads > 1 ? 's' : ''}`,
     message: jobMessage(job, threads),
-    samples: new Map(builds.map((w) => [w.build, { ms: [], backboneMs: [], profiles: [], last: null }])),
+    samples: new Map(builds.map((w) => [w.build, { ms: [], settled: 0, backboneMs: [], profiles: [], last: null }])),
   }));
   const total = entries.length * (settings.runs + (settings.warmup > 0 ? 1 : 0));
   let done = 0;
@@ -263,8 +270,9 @@ async function measure(settings, workers, progress) {
     for (const entry of entries) {
       progress(done, total, `run ${r + 1}/${settings.runs}: ${entry.label}`);
       for (const w of entry.builds) {
-        const reply = await w.request({ ...entry.message, repeat: 1 });
+        const reply = await w.request({ ...entry.message, repeat: 1, settle: settings.settle });
         const s = entry.samples.get(w.build);
+        s.settled += reply.settled;
         s.ms.push(...reply.ms);
         if (reply.backboneMs) s.backboneMs.push(...reply.backboneMs);
         if (reply.profile) s.profiles.push(reply.profile);
@@ -275,22 +283,22 @@ async function measure(settings, workers, progress) {
   }
   for (const { job, threads, builds, samples } of entries) {
     for (const w of builds) {
-      const { ms, backboneMs, profiles, last } = samples.get(w.build);
+      const { ms, settled, backboneMs, profiles, last } = samples.get(w.build);
       if (job.kind === 'gemm') {
         results.push({
           kind: 'gemm', kernel: last.kernel, m: job.m, n: job.n, k: job.k,
-          build: w.build, threads, runs: ms.length, ...summarise(ms, last.macs),
+          build: w.build, threads, runs: ms.length, settled, ...summarise(ms, last.macs),
         });
       } else if (job.kind === 'block') {
         results.push({
           kind: 'block', mixer: job.mixer, stage: job.stage, dim: job.dim, input: job.input, grid: job.grid,
-          build: w.build, threads, runs: ms.length, ...summarise(ms, last.macs),
+          build: w.build, threads, runs: ms.length, settled, ...summarise(ms, last.macs),
         });
       } else {
         const macs = last.macs;
         results.push({
           kind: 'model', model: job.variant, variant: job.variant, mhsa: job.mhsa, size: job.size,
-          build: w.build, threads, runs: ms.length, ...summarise(ms, macs.total),
+          build: w.build, threads, runs: ms.length, settled, ...summarise(ms, macs.total),
           backbone_gmac: round(macs.backbone / 1e9, 4),
           backbone_mac_share: round(macs.backbone / macs.total),
           backbone_share: round(median(backboneMs) / median(ms)),
@@ -510,7 +518,7 @@ function showError(text) {
   $('error').hidden = !text;
 }
 
-const FORM_KEYS = ['threads', 'runs', 'warmup', 'blocks', 'models', 'sizes', 'gemm', 'memory', 'peak'];
+const FORM_KEYS = ['threads', 'runs', 'warmup', 'settle', 'blocks', 'models', 'sizes', 'gemm', 'memory', 'peak'];
 
 function fillForm(s) {
   for (const input of document.querySelectorAll('input[name="build"]')) {

@@ -95,12 +95,16 @@ test('8. benchmark page: pool and MHSA blocks and the model are timed, the ratio
 });
 
 test('8d. benchmark page: GEMM rows with % of peak, and the memory run', TIMEOUT, async () => {
-  const query = 'threads=1,2&runs=3&warmup=1&blocks=none&models=l1:1&sizes=256&gemm=64x200x48,33x17x9&memory=12&run=1';
+  const query = 'threads=1,2&runs=3&warmup=1&settle=2&blocks=none&models=l1:1&sizes=256&gemm=64x200x48,33x17x9&memory=12&run=1';
   const bench = await openPage(browser, `${server.url}bench.html?${query}`);
   const { page } = bench;
   const report = await page.evaluate(() => window.effyoloBench.done);
   assert.equal(report.error, undefined, `the benchmark failed: ${report.error}`);
   assert.equal(report.settings.peak, 28.6);
+  assert.equal(report.settings.settle, 2);
+  for (const r of report.results.filter((row) => row.kind !== 'memory')) {
+    assert.equal(r.settled, 2 * r.runs, `${r.kind} ${r.build}: untimed passes before the timed ones`);
+  }
   for (const [build, info] of Object.entries(report.buildInfo)) {
     assert.ok(info.kernels.includes('scalar'), `${build}: kernels ${info.kernels}`);
   }
