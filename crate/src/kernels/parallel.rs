@@ -383,6 +383,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(panic = "unwind")] // wasm32-wasip1 aborts on panic
     fn a_panicking_part_reaches_the_caller_and_the_pool_still_works() {
         let result = std::panic::catch_unwind(|| {
             on_pool(Parallelism::Threads(2), || {
