@@ -12,6 +12,9 @@ pub(crate) trait Lanes: Copy {
     fn sub(self, o: Self) -> Self;
     fn mul(self, o: Self) -> Self;
     fn div(self, o: Self) -> Self;
+    /// `self * m + a` for polynomial steps: a multiply then an add (two roundings), except in
+    /// a relaxed-SIMD build, where it is `f32x4.relaxed_madd` and the engine may fuse it.
+    fn mul_add(self, m: Self, a: Self) -> Self;
     /// Lane-wise `if o < self { o } else { self }`: a NaN in `self` propagates (the
     /// algorithms clamp data against constants), and it is one instruction on x86 and ARM.
     fn min(self, o: Self) -> Self;
@@ -102,6 +105,11 @@ impl Lanes for Array4 {
     }
 
     #[inline(always)]
+    fn mul_add(self, m: Self, a: Self) -> Self {
+        self.mul(m).add(a)
+    }
+
+    #[inline(always)]
     fn zero_below(self, t: Self) -> Self {
         self.map2(t, |a, t| if a < t { 0.0 } else { a })
     }
@@ -180,6 +188,14 @@ mod wasm {
         #[inline(always)]
         fn max(self, o: Self) -> Self {
             V128(f32x4_pmax(self.0, o.0))
+        }
+
+        #[inline(always)]
+        fn mul_add(self, m: Self, a: Self) -> Self {
+            #[cfg(target_feature = "relaxed-simd")]
+            return V128(core::arch::wasm32::f32x4_relaxed_madd(self.0, m.0, a.0));
+            #[cfg(not(target_feature = "relaxed-simd"))]
+            return self.mul(m).add(a);
         }
 
         #[inline(always)]

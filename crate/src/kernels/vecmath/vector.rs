@@ -85,7 +85,7 @@ pub(crate) fn exp<L: Lanes>(x: L, k: &ExpK<L>) -> L {
     let r = x.sub(n.mul(k.ln2_hi)).sub(n.mul(k.ln2_lo));
     let mut p = k.poly[0];
     for &c in &k.poly[1..] {
-        p = p.mul(r).add(c);
+        p = p.mul_add(r, c);
     }
     let e = p.mul(r.mul(r)).add(r).add(k.one);
     e.mul(t.pow2_of_rounded())
@@ -128,11 +128,11 @@ pub(crate) fn erf<L: Lanes>(x: L, k: &ErfK<L>) -> L {
     let x2 = x.mul(x);
     let mut p = k.alpha[0];
     for &c in &k.alpha[1..] {
-        p = p.mul(x2).add(c);
+        p = p.mul_add(x2, c);
     }
     let mut q = k.beta[0];
     for &c in &k.beta[1..] {
-        q = q.mul(x2).add(c);
+        q = q.mul_add(x2, c);
     }
     x.mul(p).div(q).min(k.one).max(k.neg_one)
 }
