@@ -29,10 +29,26 @@ fn file_bytes(tensors: &Tensors) -> Vec<u8> {
     write_safetensors(tensors, &tiny_config(), StorageType::F32).unwrap()
 }
 
-fn temp_dir(test: &str) -> PathBuf {
+/// A scratch folder removed with everything in it when the test ends (passed or failed).
+struct TempDir(PathBuf);
+
+impl std::ops::Deref for TempDir {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn temp_dir(test: &str) -> TempDir {
     let dir = std::env::temp_dir().join(format!("effyolo-test-{}-{test}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    dir
+    TempDir(dir)
 }
 
 fn write(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
