@@ -93,6 +93,13 @@ function positiveInts(text, what) {
   });
 }
 
+/** A URL parameter that counts something (an integer >= 0), `fallback` when absent. */
+function countParam(params, name, fallback, what = 'count') {
+  const n = Number(params.get(name) ?? fallback);
+  if (!Number.isInteger(n) || n < 0) throw new Error(`${name}: '${params.get(name)}' is not a ${what}`);
+  return n;
+}
+
 /** 1, 2, 4, … up to `cores`, and `cores` itself: the range without a row per count on big machines. */
 function defaultThreads(cores) {
   const counts = [];
@@ -109,10 +116,8 @@ function parseSettings(params, features) {
   }
   const threads = params.has('threads') ? positiveInts(params.get('threads'), 'threads') : defaultThreads(features.cores);
   const runs = positiveInts(params.get('runs') ?? '20', 'runs')[0];
-  const warmup = Number(params.get('warmup') ?? 3);
-  if (!Number.isInteger(warmup) || warmup < 0) throw new Error(`warmup: '${params.get('warmup')}' is not a count`);
-  const settle = Number(params.get('settle') ?? 0);
-  if (!Number.isInteger(settle) || settle < 0) throw new Error(`settle: '${params.get('settle')}' is not a count`);
+  const warmup = countParam(params, 'warmup', 3);
+  const settle = countParam(params, 'settle', 0);
 
   let blockText = params.get('blocks') ?? DEFAULT_BLOCKS;
   if (['1', 'all', 'default'].includes(blockText)) blockText = DEFAULT_BLOCKS;
@@ -146,8 +151,7 @@ function parseSettings(params, features) {
     if (!match || match.slice(1).some((d) => Number(d) < 1)) throw new Error(`gemm: '${item}' is not MxNxK (e.g. 1792x100x448)`);
     return { m: Number(match[1]), n: Number(match[2]), k: Number(match[3]) };
   });
-  const memory = Number(params.get('memory') ?? 0);
-  if (!Number.isInteger(memory) || memory < 0) throw new Error(`memory: '${params.get('memory')}' is not a frame count`);
+  const memory = countParam(params, 'memory', 0, 'frame count');
   if (memory > 0 && !models.length) throw new Error('memory: needs a model (models=l1:1)');
   const peak = Number(params.get('peak') ?? DEFAULT_PEAK);
   if (!(peak > 0)) throw new Error(`peak: '${params.get('peak')}' is not a positive GMAC/s figure`);

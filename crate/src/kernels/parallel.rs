@@ -63,15 +63,8 @@ where
 {
     let chunk_len = chunk_len.max(1);
     let len = data.len();
-    let chunks = len.div_ceil(chunk_len);
-    if chunks <= 1 {
-        for (i, chunk) in data.chunks_mut(chunk_len).enumerate() {
-            f(i, chunk);
-        }
-        return;
-    }
     let base = SharedPtr(data.as_mut_ptr());
-    for_each_part(chunks, |i| {
+    for_each_part(len.div_ceil(chunk_len), |i| {
         let start = i * chunk_len;
         let end = (start + chunk_len).min(len);
         // Safety: chunk `i` is `data[start..end]`, inside `data`, and no two parts share an
@@ -82,17 +75,21 @@ where
     });
 }
 
-/// A pointer handed to the parts of one call, each of which uses its own disjoint range.
+/// A pointer into a buffer that the parts of one split call share, each writing only its own
+/// elements; the call does not return before every part has finished, so the pointer never
+/// outlives the exclusive borrow it came from. Whoever makes one vouches for that.
 #[derive(Clone, Copy)]
-struct SharedPtr(*mut f32);
+pub(crate) struct SharedPtr(pub(crate) *mut f32);
 
-// Safety: only used by `for_each_chunk_mut`, whose parts touch disjoint ranges.
+// Safety: see the type's contract: parts never touch the same element, and the pointer is
+// only used while its buffer is exclusively borrowed by the split call.
 unsafe impl Send for SharedPtr {}
+// Safety: as above.
 unsafe impl Sync for SharedPtr {}
 
 impl SharedPtr {
     /// Through a method, so closures capture the whole (Sync) wrapper, not its field.
-    fn get(self) -> *mut f32 {
+    pub(crate) fn get(self) -> *mut f32 {
         self.0
     }
 }
@@ -257,6 +254,10 @@ mod team {
         F: FnOnce() -> R + Send,
         R: Send,
     {
+        if in_part() || !LEADING.with(Cell::get).is_null() {
+            // A pass inside a pass: the outer team is busy with this thread's part.
+            return f();
+        }
         let team = Team {
             state: AtomicU64::new(0),
             job: UnsafeCell::new(std::ptr::null::<fn(usize)>() as *const Job),
@@ -270,10 +271,6 @@ mod team {
         // pool, join as they wake (one wake-up per pass). `in_place_scope` returns once every
         // helper spawned from it has returned.
         rayon::in_place_scope(|s| {
-            if in_part() || !LEADING.with(Cell::get).is_null() {
-                // A pass inside a pass: the outer team is busy with this thread's part.
-                return f();
-            }
             let _end = EndOfPass(team);
             LEADING.with(|t| t.set(team as *const Team));
             let _leading = Leading;

@@ -25,7 +25,7 @@ use std::ops::Range;
 
 use super::pack::{pack_b_block, PackedA};
 use super::{GemmOptions, Lhs, MatMut, MatRef, Rhs, KC, MC, NC};
-use crate::kernels::parallel::for_each_part;
+use crate::kernels::parallel::{for_each_part, SharedPtr};
 use crate::kernels::vecmath::Activation;
 use crate::kernels::Parallelism;
 
@@ -70,21 +70,10 @@ thread_local! {
     static SCRATCH_B: Cell<Vec<f32>> = const { Cell::new(Vec::new()) };
 }
 
-/// The output pointer shared by the parts of one call.
-#[derive(Clone, Copy)]
-struct OutPtr(*mut f32);
-
-// Safety: the parts of one call write disjoint tiles of a `MatMut` whose elements are
-// pairwise distinct (checked by `MatMut::new`), and the call does not return before every
-// part has finished, so the pointer never outlives the exclusive borrow it came from.
-unsafe impl Send for OutPtr {}
-// Safety: as above; parts only ever access their own tiles through it.
-unsafe impl Sync for OutPtr {}
-
 /// Geometry of the output, shared by all parts.
 #[derive(Clone, Copy)]
 struct Out {
-    ptr: OutPtr,
+    ptr: SharedPtr,
     row_stride: usize,
     col_stride: usize,
 }
@@ -135,7 +124,9 @@ pub(crate) fn matmul<K: MicroKernel>(
 
     let (row_stride, col_stride) = (out.row_stride(), out.col_stride());
     let c = Out {
-        ptr: OutPtr(out.into_raw().as_mut_ptr()),
+        // The parts write disjoint tiles of a `MatMut` whose elements are pairwise distinct
+        // (checked by `MatMut::new`), and `for_each_part` returns after all of them.
+        ptr: SharedPtr(out.into_raw().as_mut_ptr()),
         row_stride,
         col_stride,
     };
