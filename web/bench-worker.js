@@ -4,7 +4,9 @@
 // Protocol: every request carries an `id`; the reply echoes it, with type 'done' and the
 // fields below, or type 'failed' with { message }.
 //   { type: 'start', build, pool }                 -> { buildInfo, kernels }
-//   { type: 'gemm', m, n, k, threads, repeat }     -> { ms: [..], macs, kernel }
+//   { type: 'gemm', m, n, k, prepacked, threads, repeat }
+//                                                   -> { ms: [..], macs, kernel }
+//     (prepacked: B packed ahead, so the run is the micro-kernel loop alone)
 //   { type: 'memory', variant, mhsa, size, threads, frames, width, height }
 //                                                   -> { ms: [..], bytes: [..] } (after each frame)
 //   { type: 'block', kind, dim, grid, threads, repeat }
@@ -79,7 +81,7 @@ const handlers = {
     return { buildInfo: JSON.parse(glue.buildInfo()), kernels: JSON.parse(glue.gemmKernels()) };
   },
 
-  gemm({ m, n, k, threads, repeat, settle }) {
+  gemm({ m, n, k, prepacked, threads, repeat, settle }) {
     const key = `${m}x${n}x${k}`;
     let gemm = gemms.get(key);
     if (!gemm) {
@@ -87,9 +89,10 @@ const handlers = {
       gemms.set(key, gemm);
     }
     gemm.setThreads(threads);
-    const settled = untimed(settle, () => gemm.run());
+    const run = () => gemm.run(Boolean(prepacked));
+    const settled = untimed(settle, run);
     const ms = [];
-    for (let i = 0; i < repeat; i++) ms.push(timeBatch(() => gemm.run()));
+    for (let i = 0; i < repeat; i++) ms.push(timeBatch(run));
     return { ms, settled, macs: gemm.macs(), kernel: gemm.kernel() };
   },
 

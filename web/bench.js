@@ -15,7 +15,9 @@
 //   models=l1:0,l1:1,l1:4,l3,l7    whole-detector rows as variant[:MHSA blocks]; 0|none for none
 //   sizes=256,320,416,640          model input sizes
 //   gemm=1792x100x448,256x256x256  GEMM rows as MxNxK with each build's best kernel; 1|all for
-//                                  the default set, 0|none for none (the default)
+//                                  the default set, 0|none for none (the default). Each shape
+//                                  gives two rows: B packed in the call (as in the model) and
+//                                  B packed ahead (the micro-kernel loop alone)
 //   memory=500                     frames of the demo's whole path (RGBA frame, letterbox,
 //                                  model, NMS) at the first size, per build at the most
 //                                  threads, printing wasm memory after them (default 0: off)
@@ -219,14 +221,16 @@ const median = (values) => {
   return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
 };
 const round = (x, digits = 3) => (Number.isFinite(x) ? Number(x.toFixed(digits)) : null);
+/** Four significant digits: MAC counts and rates span 1e-5 (a tiny GEMM) to 1e2. */
+const significant = (x) => (Number.isFinite(x) ? Number(x.toPrecision(4)) : null);
 
 function summarise(ms, macs) {
   const medianMs = median(ms);
   return {
     median_ms: round(medianMs),
     p95_ms: round(quantile(ms, 0.95)),
-    gmac: round(macs / 1e9, 4),
-    gmac_per_s: round(macs / 1e9 / (medianMs / 1000), 2),
+    gmac: significant(macs / 1e9),
+    gmac_per_s: significant(macs / 1e9 / (medianMs / 1000)),
   };
 }
 
@@ -239,7 +243,9 @@ function summarise(ms, macs) {
 async function measure(settings, workers, progress) {
   const results = [];
   const jobs = [];
-  for (const g of settings.gemms) jobs.push({ kind: 'gemm', ...g });
+  for (const g of settings.gemms) {
+    for (const bPacked of ['per call', 'ahead']) jobs.push({ kind: 'gemm', ...g, bPacked });
+  }
   for (const b of settings.blocks) {
     for (const kind of ['meta4d', 'meta3d']) jobs.push({ kind: 'block', mixer: kind, ...b });
   }
@@ -290,7 +296,7 @@ async function measure(settings, workers, progress) {
       const { ms, settled, backboneMs, profiles, last } = samples.get(w.build);
       if (job.kind === 'gemm') {
         results.push({
-          kind: 'gemm', kernel: last.kernel, m: job.m, n: job.n, k: job.k,
+          kind: 'gemm', kernel: last.kernel, m: job.m, n: job.n, k: job.k, b_packed: job.bPacked,
           build: w.build, threads, runs: ms.length, settled, ...summarise(ms, last.macs),
         });
       } else if (job.kind === 'block') {
@@ -327,7 +333,7 @@ async function measure(settings, workers, progress) {
   // Pool and MHSA rows of the same case, build and thread count next to each other.
   const buildOrder = (b) => Object.keys(BUILD_LABELS).indexOf(b);
   const caseIndex = (r) => jobs.findIndex((j) => j.kind === r.kind && (r.kind === 'gemm'
-    ? j.m === r.m && j.n === r.n && j.k === r.k
+    ? j.m === r.m && j.n === r.n && j.k === r.k && j.bPacked === r.b_packed
     : r.kind === 'block'
       ? j.stage === r.stage && j.input === r.input
       : j.variant === r.variant && j.mhsa === r.mhsa && j.size === r.size));
@@ -336,13 +342,15 @@ async function measure(settings, workers, progress) {
 }
 
 function jobLabel(job) {
-  if (job.kind === 'gemm') return `GEMM ${job.m}x${job.n}x${job.k}`;
+  if (job.kind === 'gemm') return `GEMM ${job.m}x${job.n}x${job.k}, B packed ${job.bPacked}`;
   if (job.kind === 'block') return `${job.mixer} stage ${job.stage} (${job.dim} wide, grid ${job.grid})`;
   return `${job.variant}${job.mhsa === null ? '' : ` with ${job.mhsa} MHSA`} at ${job.size}`;
 }
 
 function jobMessage(job, threads) {
-  if (job.kind === 'gemm') return { type: 'gemm', m: job.m, n: job.n, k: job.k, threads };
+  if (job.kind === 'gemm') {
+    return { type: 'gemm', m: job.m, n: job.n, k: job.k, prepacked: job.bPacked === 'ahead', threads };
+  }
   if (job.kind === 'block') return { type: 'block', kind: job.mixer, dim: job.dim, grid: job.grid, threads };
   return { type: 'model', variant: job.variant, mhsa: job.mhsa, size: job.size, threads };
 }
@@ -382,7 +390,7 @@ async function measureMemory(settings, workers, progress) {
 // ---- output -------------------------------------------------------------------------------
 
 const CSV_COLUMNS = [
-  'kind', 'kernel', 'm', 'n', 'k', 'mixer', 'stage', 'dim', 'input', 'grid', 'variant', 'mhsa', 'size', 'build',
+  'kind', 'kernel', 'm', 'n', 'k', 'b_packed', 'mixer', 'stage', 'dim', 'input', 'grid', 'variant', 'mhsa', 'size', 'build',
   'threads', 'runs', 'median_ms', 'p95_ms', 'gmac', 'gmac_per_s', 'peak_pct', 'mhsa_pool_ratio', 'mhsa_pool_mac_ratio',
   'backbone_gmac', 'backbone_mac_share', 'backbone_share', 'frames', 'wasm_mb_after_first', 'wasm_mb_end',
   'growth_after_10_mb',
@@ -398,7 +406,7 @@ function toCsv(results) {
 }
 
 function rowName(r) {
-  if (r.kind === 'gemm') return `GEMM ${r.m}×${r.n}×${r.k} (${r.kernel})`;
+  if (r.kind === 'gemm') return `GEMM ${r.m}×${r.n}×${r.k} (${r.kernel}, B ${r.b_packed})`;
   return r.kind === 'block'
     ? `${r.mixer === 'meta3d' ? 'MHSA' : 'pool'} s${r.stage} ${r.dim}×${r.grid}²`
     : `${r.variant.toUpperCase()}${r.mhsa === null ? '' : ` ${r.mhsa} MHSA`} @${r.size}`;
@@ -421,7 +429,7 @@ function renderTables(results) {
   const models = results.filter((r) => r.kind === 'model');
   const memory = results.filter((r) => r.kind === 'memory');
   $('gemm-rows').replaceChildren(...gemms.map((r) => el('tr', {},
-    el('td', {}, `${r.m}×${r.n}×${r.k}`), el('td', {}, r.kernel), el('td', {}, r.build), el('td', {}, String(r.threads)),
+    el('td', {}, `${r.m}×${r.n}×${r.k}`), el('td', {}, r.b_packed), el('td', {}, r.kernel), el('td', {}, r.build), el('td', {}, String(r.threads)),
     el('td', {}, fmt(r.median_ms, 3)), el('td', {}, fmt(r.gmac_per_s, 1)), el('td', {}, fmt(r.gmac_per_s / r.threads, 1)),
     el('td', {}, fmt(r.peak_pct, 1)))));
   $('gemm-results').hidden = gemms.length === 0;

@@ -6,8 +6,9 @@
 //! cargo run --release --example bench_gemm -- --threads 1,2
 //! ```
 //!
-//! The left operand is pre-packed, as the model's weights are, so a figure covers packing `B`
-//! (the per-call work) plus the blocked micro-kernel loop. The default shapes are the 1x1
+//! The left operand is pre-packed, as the model's weights are, so a `gemm` figure covers
+//! packing `B` (the per-call work) plus the blocked micro-kernel loop; a `gemm-prepacked`
+//! figure, the same product with `B` packed ahead too, is the micro-kernel loop alone. The default shapes are the 1x1
 //! convolutions of an L1 backbone at 320x320 (`m` = output channels, `n` = pixels,
 //! `k` = input channels), a 3x3 neck convolution as its GEMM, and a 256^3 square.
 //! `--im2col` adds the 3x3 convolutions themselves (`B` generated from the image).
@@ -22,7 +23,7 @@ use std::time::Instant;
 
 use effyolo::bench::{self, fill};
 use effyolo::kernels::gemm::{
-    self, GemmKernel, GemmOptions, Im2Col, Lhs, MatMut, MatRef, PackedA, Rhs,
+    self, GemmKernel, GemmOptions, Im2Col, Lhs, MatMut, MatRef, PackedA, PackedB, Rhs,
 };
 use effyolo::kernels::parallel::THREADS_COMPILED;
 use effyolo::kernels::Parallelism;
@@ -213,18 +214,25 @@ fn main() {
                 let b = fill(k * n, 2);
                 let mut c = vec![0.0; m * n];
                 let packed = PackedA::new(kernel, MatRef::row_major(&a, m, k));
-                let secs = with_threads(threads, || {
-                    median_seconds(args.runs, args.warmup, || {
-                        kernel.matmul(
-                            par,
-                            Lhs::Packed(&packed),
-                            Rhs::Matrix(MatRef::row_major(&b, k, n)),
-                            MatMut::row_major(&mut c, m, n),
-                            &GemmOptions::default(),
-                        )
-                    })
-                });
-                print_line(kernel.name(), "gemm", (m, n, k), threads, secs);
+                let packed_b = PackedB::new(kernel, MatRef::row_major(&b, k, n));
+                let rhs_forms = [
+                    ("gemm", Rhs::Matrix(MatRef::row_major(&b, k, n))),
+                    ("gemm-prepacked", Rhs::Packed(&packed_b)),
+                ];
+                for (op, rhs) in rhs_forms {
+                    let secs = with_threads(threads, || {
+                        median_seconds(args.runs, args.warmup, || {
+                            kernel.matmul(
+                                par,
+                                Lhs::Packed(&packed),
+                                rhs,
+                                MatMut::row_major(&mut c, m, n),
+                                &GemmOptions::default(),
+                            )
+                        })
+                    });
+                    print_line(kernel.name(), op, (m, n, k), threads, secs);
+                }
             }
             if args.im2col {
                 // 3x3 stride-1 convolutions of the neck (yolov5n width) at 320x320 input.

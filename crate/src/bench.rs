@@ -4,7 +4,9 @@
 //! it with their own clocks.
 
 use crate::error::{Error, Result};
-use crate::kernels::gemm::{self, GemmKernel, GemmOptions, Lhs, MatMut, MatRef, PackedA, Rhs};
+use crate::kernels::gemm::{
+    self, GemmKernel, GemmOptions, Lhs, MatMut, MatRef, PackedA, PackedB, Rhs,
+};
 use crate::kernels::Parallelism;
 
 /// Largest value of each of `m`, `n`, `k` a [`GemmCase`] accepts.
@@ -25,12 +27,15 @@ pub fn fill(len: usize, seed: u32) -> Vec<f32> {
         .collect()
 }
 
-/// `C (m x n) = A (m x k) . B (k x n)` with `A` pre-packed for one kernel.
+/// `C (m x n) = A (m x k) . B (k x n)` with `A` pre-packed for one kernel. `B` is kept both
+/// as a matrix, packed by every [`GemmCase::run`] as the model's activations are, and packed
+/// ahead for [`GemmCase::run_prepacked`], which times the micro-kernel loop alone.
 pub struct GemmCase {
     kernel: &'static dyn GemmKernel,
     shape: (usize, usize, usize),
     packed: PackedA,
     b: Vec<f32>,
+    packed_b: PackedB,
     c: Vec<f32>,
 }
 
@@ -57,11 +62,13 @@ impl GemmCase {
             )));
         }
         let a = fill(m * k, 1);
+        let b = fill(k * n, 2);
         Ok(GemmCase {
             kernel,
             shape: (m, n, k),
             packed: PackedA::new(kernel, MatRef::row_major(&a, m, k)),
-            b: fill(k * n, 2),
+            packed_b: PackedB::new(kernel, MatRef::row_major(&b, k, n)),
+            b,
             c: vec![0.0; m * n],
         })
     }
@@ -83,6 +90,19 @@ impl GemmCase {
             par,
             Lhs::Packed(&self.packed),
             Rhs::Matrix(MatRef::row_major(&self.b, k, n)),
+            MatMut::row_major(&mut self.c, m, n),
+            &GemmOptions::default(),
+        );
+    }
+
+    /// The same product with `B` packed ahead: the blocked micro-kernel loop alone, with no
+    /// packing in the call.
+    pub fn run_prepacked(&mut self, par: Parallelism) {
+        let (m, n, _) = self.shape;
+        self.kernel.matmul(
+            par,
+            Lhs::Packed(&self.packed),
+            Rhs::Packed(&self.packed_b),
             MatMut::row_major(&mut self.c, m, n),
             &GemmOptions::default(),
         );
@@ -169,12 +189,22 @@ mod tests {
     fn gemm_case_computes_the_product() {
         let (m, n, k) = (5, 11, 7);
         let mut case = GemmCase::new(Some("scalar"), m, n, k).unwrap();
-        case.run(Parallelism::Serial);
         let (a, b) = (fill(m * k, 1), fill(k * n, 2));
-        for i in 0..m {
-            for j in 0..n {
-                let want: f32 = (0..k).map(|p| a[i * k + p] * b[p * n + j]).sum();
-                assert!((case.c[i * n + j] - want).abs() < 1e-5);
+        for prepacked in [false, true] {
+            case.c.fill(f32::NAN);
+            if prepacked {
+                case.run_prepacked(Parallelism::Serial);
+            } else {
+                case.run(Parallelism::Serial);
+            }
+            for i in 0..m {
+                for j in 0..n {
+                    let want: f32 = (0..k).map(|p| a[i * k + p] * b[p * n + j]).sum();
+                    assert!(
+                        (case.c[i * n + j] - want).abs() < 1e-5,
+                        "prepacked {prepacked}"
+                    );
+                }
             }
         }
         assert_eq!(case.macs(), (m * n * k) as u64);

@@ -277,7 +277,8 @@ fn parallelism_for(threads: u32) -> Parallelism {
 }
 
 /// One GEMM shape for the benchmark page: `C (m x n) = A (m x k) . B (k x n)`, `A` packed once
-/// as the model's weights are, so a run covers packing `B` and the micro-kernel loop.
+/// as the model's weights are, so a run covers packing `B` and the micro-kernel loop; with
+/// `B` packed ahead too, the micro-kernel loop alone.
 #[wasm_bindgen]
 pub struct WasmGemm {
     case: GemmCase,
@@ -310,11 +311,16 @@ impl WasmGemm {
         self.case.macs() as f64
     }
 
-    /// One product; returns milliseconds.
-    pub fn run(&mut self) -> f64 {
+    /// One product; returns milliseconds. `prepacked`: with `B` packed ahead (the
+    /// micro-kernel loop alone) instead of packed in the call.
+    pub fn run(&mut self, prepacked: Option<bool>) -> f64 {
         let start = now_ms();
         let (case, par) = (&mut self.case, self.parallelism);
-        on_pool(par, || case.run(par));
+        if prepacked.unwrap_or(false) {
+            on_pool(par, || case.run_prepacked(par));
+        } else {
+            on_pool(par, || case.run(par));
+        }
         now_ms() - start
     }
 }

@@ -109,10 +109,13 @@ test('8d. benchmark page: GEMM rows with % of peak, and the memory run', TIMEOUT
     assert.ok(info.kernels.includes('scalar'), `${build}: kernels ${info.kernels}`);
   }
   const gemms = report.results.filter((r) => r.kind === 'gemm');
-  assert.equal(gemms.length, 2 * report.results.filter((r) => r.kind === 'model').length);
+  // Two shapes, each with B packed per call and ahead, per build and thread count of a model row.
+  assert.equal(gemms.length, 4 * report.results.filter((r) => r.kind === 'model').length);
+  assert.deepEqual([...new Set(gemms.map((r) => r.b_packed))].sort(), ['ahead', 'per call']);
   for (const r of gemms) {
     assert.equal(r.kernel, report.buildInfo[r.build].kernels[0], `${r.build}: the best kernel`);
     assert.ok(r.median_ms > 0 && r.gmac_per_s > 0, `${r.m}x${r.n}x${r.k} ${r.build}: ${JSON.stringify(r)}`);
+    assert.equal(r.gmac, Number(((r.m * r.n * r.k) / 1e9).toPrecision(4)), `${r.m}x${r.n}x${r.k}: GMAC`);
     const pct = (100 * r.gmac_per_s) / (28.6 * r.threads);
     assert.ok(Math.abs(r.peak_pct - pct) <= 0.1, `peak_pct ${r.peak_pct}, expected ${pct}`);
   }

@@ -8,7 +8,7 @@
 
 use super::gemm::{
     self, gemm_scalar, required_len, GemmKernel, GemmOptions, Im2Col, Lhs, MatMut, MatRef, PackedA,
-    Rhs, KERNELS,
+    PackedB, Rhs, KERNELS,
 };
 use super::testing::{assert_close, Rng};
 use super::vecmath::{self, scalar, Activation};
@@ -260,6 +260,58 @@ fn gemm_prepacked_lhs_matches_unpacked() {
                     packer.name()
                 );
                 assert_close(&got, &want, tolerance(k), 1e-5, &what);
+            }
+        }
+    }
+}
+
+/// A pre-packed B gives the same bits as packing during the call for its own kernel (the
+/// same panels in the same loop, split or not), and a close result for every other kernel
+/// (which must repack it); `unpack` restores the matrix.
+#[test]
+fn gemm_prepacked_rhs_matches_unpacked() {
+    let mut rng = Rng::new(18);
+    for (m, n, k) in [
+        (1, 1, 1),
+        (7, 9, 5),
+        (13, 33, 300),
+        (64, 17, 8),
+        (5, 600, 40),
+    ] {
+        let case = GemmCase::new(&mut rng, m, n, k, 2, 0.0);
+        let want = case.expected(false);
+        let dense: Vec<f32> = (0..k * n)
+            .map(|idx| case.b[idx / n * case.ldb + idx % n])
+            .collect();
+        for packer in supported_kernels() {
+            let packed = PackedB::new(packer, case.b());
+            assert_eq!((packed.depth(), packed.cols()), (k, n));
+            assert_eq!(packed.unpack(), dense, "{} unpack", packer.name());
+            for kernel in supported_kernels() {
+                for par in [Parallelism::Serial, Parallelism::Threads(3)] {
+                    let options = split_always(false);
+                    let run = |rhs: Rhs| {
+                        let mut got = case.c.clone();
+                        let out = MatMut::new(&mut got, m, n, case.ldc, 1);
+                        kernel.matmul(par, Lhs::Matrix(case.a()), rhs, out, &options);
+                        got
+                    };
+                    let got = run(Rhs::Packed(&packed));
+                    let what = format!(
+                        "{} with B packed for {} m={m} n={n} k={k} {par:?}",
+                        kernel.name(),
+                        packer.name()
+                    );
+                    assert_close(&got, &want, tolerance(k), 1e-5, &what);
+                    if packer.tile_shape().1 == kernel.tile_shape().1 {
+                        let unpacked = run(Rhs::Matrix(case.b()));
+                        let same = got
+                            .iter()
+                            .zip(&unpacked)
+                            .all(|(x, y)| x.to_bits() == y.to_bits());
+                        assert!(same, "{what}: not bit-identical to packing in the call");
+                    }
+                }
             }
         }
     }

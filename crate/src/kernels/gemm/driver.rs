@@ -4,7 +4,7 @@
 //!
 //! 1. `jc`: `NC` columns at a time;
 //! 2. `pc`: `KC` of depth at a time; the `KC x NC` block of `B` is packed here, once, into a
-//!    scratch buffer owned by the thread;
+//!    scratch buffer owned by the thread (or read in place from a [`super::PackedB`]);
 //! 3. `ic`: `MC` rows at a time (the packed `A` block in L2);
 //! 4. `jr`: one `NR`-column panel of `B` (in L1);
 //! 5. `ir`: one `MR`-row panel of `A`: the micro-kernel computes the `MR x NR` tile.
@@ -122,6 +122,16 @@ pub(crate) fn matmul<K: MicroKernel>(
         }
     };
 
+    // The packed right operand: read in place when it fits this kernel, else packed again.
+    let dense_b;
+    let rhs = match rhs {
+        Rhs::Packed(b) if b.nr() != K::NR => {
+            dense_b = b.unpack();
+            Rhs::Matrix(MatRef::row_major(&dense_b, k, n))
+        }
+        rhs => rhs,
+    };
+
     let (row_stride, col_stride) = (out.row_stride(), out.col_stride());
     let c = Out {
         // The parts write disjoint tiles of a `MatMut` whose elements are pairwise distinct
@@ -213,6 +223,7 @@ fn pack_b(nr: usize, dst: &mut [f32], rhs: &Rhs, depth: Range<usize>, cols: Rang
         (Rhs::Matrix(b), 16) => pack_b_block::<16>(dst, *b, depth, cols),
         (Rhs::Im2Col(b), 8) => b.pack_block::<8>(dst, depth, cols),
         (Rhs::Im2Col(b), 16) => b.pack_block::<16>(dst, depth, cols),
+        (Rhs::Packed(_), _) => unreachable!("a packed B is read in place"),
         _ => unreachable!("no kernel has NR = {nr}"),
     }
 }
@@ -237,10 +248,16 @@ fn run_part<K: MicroKernel>(
         for pc in (0..k).step_by(KC) {
             let kc = KC.min(k - pc);
             let b_len = n_panels * nr * kc;
-            if b_buf.len() < b_len {
-                b_buf.resize(b_len, 0.0);
-            }
-            pack_b(nr, &mut b_buf[..b_len], rhs, pc..pc + kc, jc..jc + nc);
+            let b_block: &[f32] = match rhs {
+                Rhs::Packed(b) => b.panels(pc, kc, jc..jc + nc),
+                _ => {
+                    if b_buf.len() < b_len {
+                        b_buf.resize(b_len, 0.0);
+                    }
+                    pack_b(nr, &mut b_buf[..b_len], rhs, pc..pc + kc, jc..jc + nc);
+                    &b_buf[..b_len]
+                }
+            };
             let a_block = a.block(pc, kc);
             let last = pc + kc == k;
             // The activation runs over whole rows of the block once its tiles are done (long
@@ -263,7 +280,7 @@ fn run_part<K: MicroKernel>(
             };
             for ic in rows.clone().step_by(mc_step) {
                 let ic_end = (ic + mc_step).min(rows.end);
-                for (jr, b_panel) in b_buf[..b_len].chunks_exact(kc * nr).enumerate() {
+                for (jr, b_panel) in b_block.chunks_exact(kc * nr).enumerate() {
                     let j = jc + jr * nr;
                     let tile_cols = nr.min(jc + nc - j);
                     for i in (ic..ic_end).step_by(mr) {

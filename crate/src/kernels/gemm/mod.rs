@@ -93,7 +93,7 @@ mod x86_64;
 
 pub use im2col::Im2Col;
 pub use matrix::{MatMut, MatRef};
-pub use pack::PackedA;
+pub use pack::{PackedA, PackedB};
 pub use scalar::ScalarGemm;
 
 #[cfg(all(target_arch = "wasm32", target_feature = "relaxed-simd"))]
@@ -152,6 +152,9 @@ pub enum Rhs<'a> {
     Matrix(MatRef<'a>),
     /// The column matrix of a convolution, generated while packing.
     Im2Col(&'a Im2Col<'a>),
+    /// Packed ahead of time: used as is when it was packed for the kernel that runs the
+    /// product (no packing during the call); otherwise unpacked and packed again per block.
+    Packed(&'a PackedB),
 }
 
 impl Rhs<'_> {
@@ -160,6 +163,7 @@ impl Rhs<'_> {
         match self {
             Rhs::Matrix(b) => (b.rows(), b.cols()),
             Rhs::Im2Col(b) => (b.rows(), b.cols()),
+            Rhs::Packed(b) => (b.depth(), b.cols()),
         }
     }
 }

@@ -96,6 +96,85 @@ impl PackedA {
     }
 }
 
+/// A right operand packed once for one kernel's `NR`: every `KC`-deep block of `B` as its
+/// `NR`-column panels, block after block (block `p0` starts at `p0 * n_pad`, `n_pad` = `n`
+/// rounded up to `NR`). A product with it runs the micro-kernel loop with no packing at all,
+/// which is how the benchmarks time the micro-kernel alone; the model packs `B` per call.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PackedB {
+    data: Vec<f32>,
+    depth: usize,
+    cols: usize,
+    nr: usize,
+}
+
+impl PackedB {
+    /// Packs `b` for `kernel` (and any kernel with the same `NR`).
+    pub fn new(kernel: &dyn GemmKernel, b: MatRef) -> Self {
+        let nr = kernel.tile_shape().1;
+        let (depth, cols) = (b.rows(), b.cols());
+        let n_pad = cols.div_ceil(nr) * nr;
+        let mut data = vec![0.0; n_pad * depth];
+        for p0 in (0..depth).step_by(KC) {
+            let kc = KC.min(depth - p0);
+            let block = &mut data[p0 * n_pad..(p0 + kc) * n_pad];
+            match nr {
+                8 => pack_b_block::<8>(block, b, p0..p0 + kc, 0..cols),
+                16 => pack_b_block::<16>(block, b, p0..p0 + kc, 0..cols),
+                _ => unreachable!("no kernel has NR = {nr}"),
+            }
+        }
+        PackedB {
+            data,
+            depth,
+            cols,
+            nr,
+        }
+    }
+
+    /// Rows of the original matrix (`k`).
+    pub fn depth(&self) -> usize {
+        self.depth
+    }
+
+    /// Columns of the original matrix (`n`).
+    pub fn cols(&self) -> usize {
+        self.cols
+    }
+
+    /// The panel width it was packed for.
+    pub fn nr(&self) -> usize {
+        self.nr
+    }
+
+    /// The panels of columns `cols` (whole panels from a multiple of `NR`) in the block of
+    /// depth `p0..p0 + kc` (`p0` a multiple of `KC`).
+    pub(crate) fn panels(&self, p0: usize, kc: usize, cols: Range<usize>) -> &[f32] {
+        debug_assert!(cols.start % self.nr == 0 && cols.end <= self.cols);
+        let n_pad = self.cols.div_ceil(self.nr) * self.nr;
+        let block = &self.data[p0 * n_pad..(p0 + kc) * n_pad];
+        let first = cols.start / self.nr;
+        let panels = cols.len().div_ceil(self.nr);
+        &block[first * kc * self.nr..(first + panels) * kc * self.nr]
+    }
+
+    /// The original matrix, row-major (`k x n`).
+    pub fn unpack(&self) -> Vec<f32> {
+        let (k, n, nr) = (self.depth, self.cols, self.nr);
+        let mut out = vec![0.0; k * n];
+        for p0 in (0..k).step_by(KC) {
+            let kc = KC.min(k - p0);
+            let block = self.panels(p0, kc, 0..n);
+            for p in 0..kc {
+                for j in 0..n {
+                    out[(p0 + p) * n + j] = block[(j / nr) * kc * nr + p * nr + j % nr];
+                }
+            }
+        }
+        out
+    }
+}
+
 /// Packs rows `rows` x depth `depth` of `a` into consecutive `mr`-row panels (see the module
 /// docs); `dst` holds at least `ceil(rows / mr) * mr * depth.len()` values.
 pub(crate) fn pack_a_block(
