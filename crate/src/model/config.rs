@@ -89,7 +89,7 @@ impl ModelConfig {
 
     pub fn validate(&self) -> Result<()> {
         let bad = |m: String| Err(Error::WeightFormat(m));
-        if self.widths.iter().any(|&w| w == 0) || self.depths.iter().any(|&d| d == 0) {
+        if self.widths.contains(&0) || self.depths.contains(&0) {
             return bad(format!(
                 "widths {:?} and depths {:?} must be positive",
                 self.widths, self.depths
@@ -101,9 +101,9 @@ impl ModelConfig {
                 self.mhsa_blocks, self.depths[3]
             ));
         }
-        if !(self.width_multiple > 0.0 && self.width_multiple <= 4.0)
-            || !(self.depth_multiple > 0.0 && self.depth_multiple <= 4.0)
-        {
+        // Written so that NaN is out of range.
+        let in_range = |x: f32| x > 0.0 && x <= 4.0;
+        if !in_range(self.width_multiple) || !in_range(self.depth_multiple) {
             return bad(format!(
                 "width/depth multiples {} / {} out of range (0, 4]",
                 self.width_multiple, self.depth_multiple

@@ -150,7 +150,7 @@ impl PackedB {
     /// The panels of columns `cols` (whole panels from a multiple of `NR`) in the block of
     /// depth `p0..p0 + kc` (`p0` a multiple of `KC`).
     pub(crate) fn panels(&self, p0: usize, kc: usize, cols: Range<usize>) -> &[f32] {
-        debug_assert!(cols.start % self.nr == 0 && cols.end <= self.cols);
+        debug_assert!(cols.start.is_multiple_of(self.nr) && cols.end <= self.cols);
         let n_pad = self.cols.div_ceil(self.nr) * self.nr;
         let block = &self.data[p0 * n_pad..(p0 + kc) * n_pad];
         let first = cols.start / self.nr;
