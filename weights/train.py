@@ -103,6 +103,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--kd-box-obj", type=float, default=0.3, help="teacher obj above which boxes are distilled")
     p.add_argument("--teacher-threads", type=int, default=1)
     p.add_argument("--person-weight", type=float, default=1.0, help="class-loss weight of 'person'")
+    p.add_argument("--repeat-thresh", type=float, default=0.0,
+                   help="repeat-factor sampling threshold t (LVIS): images with classes in "
+                        "fewer than a fraction t of the labelled images are drawn more often; "
+                        "0 = plain epochs")
     for name, v in asdict(LossWeights()).items():
         p.add_argument(f"--w-{name.replace('_', '-')}", type=float, default=v,
                        help=f"loss weight {name} (before YOLOv5's size/class scaling)")
@@ -333,7 +337,10 @@ def main(argv=None):
         raise SystemExit("nothing to train on: enable --distill or provide --labels")
     aug = AugConfig(mosaic=args.mosaic, scale=args.scale, translate=args.translate,
                     fliplr=args.fliplr, hsv_h=args.hsv[0], hsv_s=args.hsv[1], hsv_v=args.hsv[2])
-    maker = BatchMaker(pool, args.size, args.seed, aug)
+    maker = BatchMaker(pool, args.size, args.seed, aug, repeat_thresh=args.repeat_thresh)
+    if args.repeat_thresh > 0:
+        say(f"repeat-factor sampling (t={args.repeat_thresh}): {maker.epoch_length} draws per "
+            f"epoch of {len(pool)} images")
     teacher = None
     if args.distill:
         from effyolo_train.teacher import DenseTeacher
@@ -520,6 +527,7 @@ def main(argv=None):
                 if args.box_loss and stamp is not None and stamp != pool.label_stamp:
                     prefetch.close()
                     n = pool.attach_labels(str(args.labels), args.min_box_score, args.box_weight == "score")
+                    maker.refresh_repeats()
                     say(f"label cache changed: pseudo-labels for {n}/{len(pool)} images")
                     box_loss_on = True
                     prefetch = Prefetcher(maker, teacher, images, args.batch, workers=args.workers)

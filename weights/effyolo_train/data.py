@@ -8,7 +8,8 @@ A batch is a pure function of ``(seed, position)``, where ``position`` is the nu
 images drawn from the sample stream so far (the image-iteration count):
 
 * the stream is the concatenation of per-epoch permutations of the pool, epoch ``e``
-  permuted by ``default_rng([seed, 1, e])``;
+  permuted by ``default_rng([seed, 1, e])``; with repeat-factor sampling (``repeat_thresh``
+  > 0) an epoch is a permutation of the pool with each image repeated by its factor;
 * all random choices of a batch (mosaic partners, affine, flip, HSV) come from
   ``default_rng([seed, 2, position])``.
 
@@ -243,20 +244,66 @@ class Batch:
     teacher: Optional[np.ndarray] = None  # (B, N, 85) float32 dense teacher output
 
 
+def repeat_factors(labels: Sequence[Optional[Labels]], threshold: float) -> np.ndarray:
+    """Repeat-factor sampling (Gupta et al., LVIS, 2019): per image, how often one epoch
+    shows it.
+
+    A class present in a fraction ``f`` of the labelled images gets ``max(1, sqrt(t / f))``;
+    an image gets the largest factor of its classes, and 1 when it has no boxes or no
+    labels.  ``threshold`` <= 0 gives all ones (plain epochs).
+    """
+    factors = np.ones(len(labels), np.float64)
+    labelled = [lab for lab in labels if lab is not None]
+    if threshold <= 0 or not labelled:
+        return factors
+    present = [np.unique(lab.classes) for lab in labelled]
+    num_classes = 1 + max((int(c.max()) for c in present if c.size), default=0)
+    freq = np.zeros(num_classes)
+    for c in present:
+        freq[c] += 1
+    freq /= len(labelled)
+    with np.errstate(divide="ignore"):
+        class_factor = np.where(freq > 0, np.maximum(1.0, np.sqrt(threshold / freq)), 1.0)
+    for i, lab in enumerate(labels):
+        if lab is not None and lab.classes.size:
+            factors[i] = class_factor[lab.classes].max()
+    return factors
+
+
 class BatchMaker:
     """Deterministic augmented batches: ``batch(position, size)`` (see module docstring)."""
 
-    def __init__(self, pool: ImagePool, img_size: int, seed: int, aug: AugConfig):
+    def __init__(self, pool: ImagePool, img_size: int, seed: int, aug: AugConfig,
+                 repeat_thresh: float = 0.0):
         self.pool = pool
         self.size = int(img_size)
         self.seed = int(seed)
         self.aug = aug
-        self._perm_epoch = -1
-        self._perm = None
+        self.repeat_thresh = float(repeat_thresh)
         self._perm_lock = threading.Lock()   # batches may be built by several threads
+        self.refresh_repeats()
+
+    def refresh_repeats(self) -> None:
+        """Recompute the epoch's image multiset from the pool's labels (after a relabel).
+
+        Image ``i`` appears ``floor(r_i)`` times, plus once more when a fixed uniform draw
+        (``default_rng([seed, 3])``) falls below the fraction of ``r_i``, so an epoch has a
+        constant length and the stream stays a function of the position.
+        """
+        factors = repeat_factors(self.pool.labels, self.repeat_thresh)
+        u = np.random.default_rng([self.seed, 3]).random(len(factors))
+        counts = np.floor(factors).astype(np.int64) + (u < factors - np.floor(factors))
+        with self._perm_lock:
+            self._epoch_images = np.repeat(np.arange(len(factors)), counts)
+            self._perm_epoch = -1
+            self._perm = None
+
+    @property
+    def epoch_length(self) -> int:
+        return len(self._epoch_images)
 
     def stream(self, start: int, count: int) -> np.ndarray:
-        n = len(self.pool)
+        n = self.epoch_length
         out = np.empty(count, np.int64)
         for i in range(count):
             k = start + i
@@ -264,10 +311,11 @@ class BatchMaker:
         return out
 
     def _permutation(self, epoch: int) -> np.ndarray:
-        """The image order of one pass over the pool (the last one is cached)."""
+        """The image order of one epoch (the last one is cached)."""
         with self._perm_lock:
             if epoch != self._perm_epoch:
-                self._perm = np.random.default_rng([self.seed, 1, epoch]).permutation(len(self.pool))
+                rng = np.random.default_rng([self.seed, 1, epoch])
+                self._perm = self._epoch_images[rng.permutation(len(self._epoch_images))]
                 self._perm_epoch = epoch
             return self._perm
 

@@ -107,6 +107,45 @@ def test_batches_are_deterministic_and_boxes_in_range(tmp_path):
     assert sorted(maker.stream(0, len(pool))) == list(range(len(pool)))
 
 
+def test_repeat_factor_sampling():
+    from effyolo_train.data import Labels, repeat_factors
+
+    def lab(*classes):
+        n = len(classes)
+        return Labels(np.zeros((n, 4), np.float32), np.array(classes, np.int64), np.ones(n, np.float32))
+
+    # five labelled images (one without boxes): class 0 in four (f = 0.8), class 1 in one
+    # (f = 0.2); the unlabelled image and the empty one keep factor 1
+    labels = [lab(0), lab(0, 1), lab(0), lab(0), None, lab()]
+    assert np.allclose(repeat_factors(labels, 0.0), 1.0)
+    r = repeat_factors(labels, 0.8)
+    assert np.allclose(r, [1.0, 2.0, 1.0, 1.0, 1.0, 1.0])      # sqrt(0.8 / 0.2) = 2
+    r = repeat_factors(labels, 0.4)
+    assert np.allclose(r[1], np.sqrt(2.0)) and np.allclose(np.delete(r, 1), 1.0)
+
+    class FakePool:
+        def __init__(self, labels):
+            self.labels = labels
+
+        def __len__(self):
+            return len(self.labels)
+
+    plain = BatchMaker(FakePool(labels), 64, seed=5, aug=AugConfig())
+    assert plain.epoch_length == len(labels)
+    # t = 0.8: image 1 twice per epoch, every other image once; a pure function of position
+    maker = BatchMaker(FakePool(labels), 64, seed=5, aug=AugConfig(), repeat_thresh=0.8)
+    assert maker.epoch_length == len(labels) + 1
+    epoch = maker.stream(0, maker.epoch_length)
+    assert sorted(epoch) == [0, 1, 1, 2, 3, 4, 5]
+    again = BatchMaker(FakePool(labels), 64, seed=5, aug=AugConfig(), repeat_thresh=0.8)
+    assert np.array_equal(again.stream(3, 20), maker.stream(3, 20))
+    # fractional factors: floor or floor + 1 per image, the same every epoch
+    frac = BatchMaker(FakePool(labels), 64, seed=5, aug=AugConfig(), repeat_thresh=0.4)
+    assert frac.epoch_length in (len(labels), len(labels) + 1)
+    assert sorted(frac.stream(0, frac.epoch_length)) == sorted(
+        frac.stream(frac.epoch_length, frac.epoch_length))
+
+
 def test_evaluation_folder_is_refused(tmp_path):
     folder = _image_folder(tmp_path)
     with pytest.raises(ValueError):
