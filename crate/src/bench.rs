@@ -85,24 +85,26 @@ impl GemmCase {
 
     /// One product: packs `B`, runs the blocked micro-kernel loop, writes `C`.
     pub fn run(&mut self, par: Parallelism) {
-        let (m, n, k) = self.shape;
-        self.kernel.matmul(
-            par,
-            Lhs::Packed(&self.packed),
-            Rhs::Matrix(MatRef::row_major(&self.b, k, n)),
-            MatMut::row_major(&mut self.c, m, n),
-            &GemmOptions::default(),
-        );
+        self.product(par, false);
     }
 
     /// The same product with `B` packed ahead: the blocked micro-kernel loop alone, with no
     /// packing in the call.
     pub fn run_prepacked(&mut self, par: Parallelism) {
-        let (m, n, _) = self.shape;
+        self.product(par, true);
+    }
+
+    fn product(&mut self, par: Parallelism, prepacked: bool) {
+        let (m, n, k) = self.shape;
+        let rhs = if prepacked {
+            Rhs::Packed(&self.packed_b)
+        } else {
+            Rhs::Matrix(MatRef::row_major(&self.b, k, n))
+        };
         self.kernel.matmul(
             par,
             Lhs::Packed(&self.packed),
-            Rhs::Packed(&self.packed_b),
+            rhs,
             MatMut::row_major(&mut self.c, m, n),
             &GemmOptions::default(),
         );

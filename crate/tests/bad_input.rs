@@ -1,8 +1,12 @@
 //! Bad weight files and bad inputs: each gives a one-line error that names the problem, the CLI
 //! exits non-zero, and nothing panics.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
+
+use common::TempDir;
 
 use effyolo::model::weights::{write_safetensors, StorageType};
 use effyolo::model::{DetectOptions, Detector, ModelConfig};
@@ -27,28 +31,6 @@ fn tiny_tensors() -> Tensors {
 
 fn file_bytes(tensors: &Tensors) -> Vec<u8> {
     write_safetensors(tensors, &tiny_config(), StorageType::F32).unwrap()
-}
-
-/// A scratch folder removed with everything in it when the test ends (passed or failed).
-struct TempDir(PathBuf);
-
-impl std::ops::Deref for TempDir {
-    type Target = Path;
-    fn deref(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn temp_dir(test: &str) -> TempDir {
-    let dir = std::env::temp_dir().join(format!("effyolo-test-{}-{test}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    TempDir(dir)
 }
 
 fn write(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
@@ -93,7 +75,7 @@ fn assert_rejected(test: &str, bytes: &[u8], expect: &[&str]) {
         assert!(err.contains(e), "{test}: error '{err}' lacks '{e}'");
     }
     assert!(!err.contains('\n'), "{test}: multi-line error '{err}'");
-    let dir = temp_dir(test);
+    let dir = TempDir::new(test);
     let w = write(&dir, "w.safetensors", bytes);
     let (code, stderr) = cli_detect(&w, &test_image(&dir), &[]);
     assert_ne!(code, 0, "{test}: CLI exit code");
@@ -120,7 +102,7 @@ fn valid_tiny_file_loads_and_detects() {
     let rgb = vec![100u8; 3 * 40 * 30];
     det.detect(&rgb, 40, 30, (64, 96), &DetectOptions::default())
         .unwrap();
-    let dir = temp_dir("valid");
+    let dir = TempDir::new("valid");
     let w = write(&dir, "w.safetensors", &file_bytes(&tiny_tensors()));
     let (code, stderr) = cli_detect(&w, &test_image(&dir), &["--size", "64"]);
     assert_eq!(code, 0, "{stderr}");
@@ -135,7 +117,7 @@ fn truncated_file() {
 
 #[test]
 fn not_a_safetensors_file() {
-    let dir = temp_dir("foreign");
+    let dir = TempDir::new("foreign");
     let png = std::fs::read(test_image(&dir)).unwrap();
     assert_rejected("png", &png, &["not a safetensors file"]);
     assert_rejected(
@@ -249,7 +231,7 @@ fn unsupported_input_size() {
             "{err}"
         );
     }
-    let dir = temp_dir("size");
+    let dir = TempDir::new("size");
     let w = write(&dir, "w.safetensors", &file_bytes(&tiny_tensors()));
     let (code, stderr) = cli_detect(&w, &test_image(&dir), &["--size", "100"]);
     assert_ne!(code, 0);

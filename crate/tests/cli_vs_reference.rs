@@ -12,7 +12,7 @@ mod common;
 use std::path::PathBuf;
 use std::process::Command;
 
-use common::{config_of, fixture, synthetic_weights};
+use common::{config_of, fixture, synthetic_weights, TempDir};
 use effyolo::model::weights::{write_safetensors, StorageType};
 use serde_json::Value;
 
@@ -65,9 +65,7 @@ fn cli_detections_match_reference_pipeline() {
         "weights differ from the reference export"
     );
 
-    let dir = std::env::temp_dir().join(format!("effyolo-cli-ref-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let _cleanup = RemoveOnDrop(dir.clone());
+    let dir = TempDir::new("cli-ref");
     let weights = dir.join("l1-synthetic.safetensors");
     std::fs::write(
         &weights,
@@ -107,13 +105,4 @@ fn cli_detections_match_reference_pipeline() {
     assert_eq!(got.len(), want.len(), "detection count");
     assert_covered("reference", &want, &got);
     assert_covered("cli", &got, &want);
-}
-
-/// Removes a scratch folder (a 49 MB weight file here) when the test ends, passed or failed.
-struct RemoveOnDrop(PathBuf);
-
-impl Drop for RemoveOnDrop {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }

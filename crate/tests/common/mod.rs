@@ -1,6 +1,10 @@
-//! Helpers shared by the tests that read the reference fixtures.
+//! Helpers shared by the integration tests: reference fixtures and scratch folders.
+
+// Each test crate includes this module and uses only part of it.
+#![allow(dead_code)]
 
 use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 
 use effyolo::model::{Detector, ModelConfig};
 use serde_json::Value;
@@ -31,4 +35,30 @@ pub fn synthetic_weights(config: &ModelConfig) -> (Vec<(String, Vec<usize>, Vec<
     }
     let digest = h.finalize().iter().map(|b| format!("{b:02x}")).collect();
     (tensors, digest)
+}
+
+/// A scratch folder in the system's temp folder, removed with everything in it when the
+/// test ends (passed or failed).
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    /// `effyolo-test-<pid>-<name>`, created if missing.
+    pub fn new(name: &str) -> TempDir {
+        let dir = std::env::temp_dir().join(format!("effyolo-test-{}-{name}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        TempDir(dir)
+    }
+}
+
+impl std::ops::Deref for TempDir {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }

@@ -23,7 +23,7 @@
 use std::cell::Cell;
 use std::ops::Range;
 
-use super::pack::{pack_b_block, PackedA};
+use super::pack::{pack_rhs_block, PackedA};
 use super::{GemmOptions, Lhs, MatMut, MatRef, Rhs, KC, MC, NC};
 use crate::kernels::parallel::{for_each_part, SharedPtr};
 use crate::kernels::vecmath::Activation;
@@ -216,18 +216,6 @@ fn epilogue_only(mut out: MatMut, options: &GemmOptions) {
     }
 }
 
-/// Packs `depth` x `cols` of `B` into `NR`-column panels.
-fn pack_b(nr: usize, dst: &mut [f32], rhs: &Rhs, depth: Range<usize>, cols: Range<usize>) {
-    match (rhs, nr) {
-        (Rhs::Matrix(b), 8) => pack_b_block::<8>(dst, *b, depth, cols),
-        (Rhs::Matrix(b), 16) => pack_b_block::<16>(dst, *b, depth, cols),
-        (Rhs::Im2Col(b), 8) => b.pack_block::<8>(dst, depth, cols),
-        (Rhs::Im2Col(b), 16) => b.pack_block::<16>(dst, depth, cols),
-        (Rhs::Packed(_), _) => unreachable!("a packed B is read in place"),
-        _ => unreachable!("no kernel has NR = {nr}"),
-    }
-}
-
 /// The blocked loop over one part.
 fn run_part<K: MicroKernel>(
     a: &PackedA,
@@ -254,7 +242,7 @@ fn run_part<K: MicroKernel>(
                     if b_buf.len() < b_len {
                         b_buf.resize(b_len, 0.0);
                     }
-                    pack_b(nr, &mut b_buf[..b_len], rhs, pc..pc + kc, jc..jc + nc);
+                    pack_rhs_block(nr, &mut b_buf[..b_len], rhs, pc..pc + kc, jc..jc + nc);
                     &b_buf[..b_len]
                 }
             };

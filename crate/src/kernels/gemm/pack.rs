@@ -10,7 +10,7 @@
 
 use std::ops::Range;
 
-use super::{GemmKernel, MatRef, KC};
+use super::{GemmKernel, MatRef, Rhs, KC};
 
 /// A left operand packed once for one kernel's `MR`: the form constant weights are kept in.
 /// Holds `m_pad * k` values (rows rounded up to `MR`), no copy of the original layout.
@@ -118,11 +118,7 @@ impl PackedB {
         for p0 in (0..depth).step_by(KC) {
             let kc = KC.min(depth - p0);
             let block = &mut data[p0 * n_pad..(p0 + kc) * n_pad];
-            match nr {
-                8 => pack_b_block::<8>(block, b, p0..p0 + kc, 0..cols),
-                16 => pack_b_block::<16>(block, b, p0..p0 + kc, 0..cols),
-                _ => unreachable!("no kernel has NR = {nr}"),
-            }
+            pack_rhs_block(nr, block, &Rhs::Matrix(b), p0..p0 + kc, 0..cols);
         }
         PackedB {
             data,
@@ -208,9 +204,27 @@ pub(crate) fn pack_a_block(
     }
 }
 
+/// Packs `depth` x `cols` of a right operand into `nr`-column panels (see the module docs).
+pub(crate) fn pack_rhs_block(
+    nr: usize,
+    dst: &mut [f32],
+    rhs: &Rhs,
+    depth: Range<usize>,
+    cols: Range<usize>,
+) {
+    match (rhs, nr) {
+        (Rhs::Matrix(b), 8) => pack_b_block::<8>(dst, *b, depth, cols),
+        (Rhs::Matrix(b), 16) => pack_b_block::<16>(dst, *b, depth, cols),
+        (Rhs::Im2Col(b), 8) => b.pack_block::<8>(dst, depth, cols),
+        (Rhs::Im2Col(b), 16) => b.pack_block::<16>(dst, depth, cols),
+        (Rhs::Packed(_), _) => unreachable!("a packed B is read in place"),
+        _ => unreachable!("no kernel has NR = {nr}"),
+    }
+}
+
 /// Packs the block `depth` x `cols` of `b` into `NR`-column panels (see the module docs);
 /// `dst` holds at least `ceil(cols / NR) * NR * depth.len()` values.
-pub(crate) fn pack_b_block<const NR: usize>(
+fn pack_b_block<const NR: usize>(
     dst: &mut [f32],
     b: MatRef,
     depth: Range<usize>,
