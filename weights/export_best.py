@@ -8,6 +8,7 @@ atomically.  Prints the checkpoint's image-iteration count and evaluation result
 
     python export_best.py                        # best.pt -> weights/effyolo-l1.safetensors
     python export_best.py --ckpt ../../cache/train/ckpt/last.pt --out /tmp/last.safetensors
+    python export_best.py --ckpt <burst export folder> --out /tmp/burst.safetensors
 """
 
 from __future__ import annotations
@@ -24,16 +25,23 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from effyolo_ref.io import export_state, load_model  # noqa: E402
 from effyolo_ref.model import DetectorConfig, EffYolo  # noqa: E402
+from effyolo_train.transfer import read_export  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_WORKDIR = HERE.parents[0].parent / "cache" / "train"
 
 
 def export_checkpoint(ckpt_path: Path, out: Path, dtype: str = "f16", which: str = "ema") -> dict:
-    ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+    if Path(ckpt_path).is_dir():   # an --export-dir of train.py (a GPU burst, gpu.md)
+        meta, model_state, ema_state = read_export(ckpt_path)
+        ckpt = {"cfg": meta["cfg"], "model": model_state, "ema": ema_state,
+                "image_iterations": meta["image_iterations"]}
+    else:
+        ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=False)
     cfg = DetectorConfig.from_metadata(ckpt["cfg"])
     model = EffYolo(cfg)
-    model.load_state_dict(ckpt[which])   # copies into contiguous parameters
+    model.load_state_dict({k: v.float() if v.dtype.is_floating_point else v
+                           for k, v in ckpt[which].items()})   # copies into contiguous parameters
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".tmp")
@@ -50,7 +58,8 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--workdir", type=Path, default=DEFAULT_WORKDIR,
                    help="training workdir (default: %(default)s)")
-    p.add_argument("--ckpt", type=Path, help="checkpoint (default: <workdir>/ckpt/best.pt)")
+    p.add_argument("--ckpt", type=Path, help="checkpoint (default: <workdir>/ckpt/best.pt), or "
+                   "the --export-dir folder of a run elsewhere (a GPU burst)")
     p.add_argument("--out", type=Path, default=HERE / "effyolo-l1.safetensors",
                    help="weight file to write (default: %(default)s)")
     p.add_argument("--dtype", choices=["f16", "f32"], default="f16")

@@ -55,6 +55,7 @@ from effyolo_train.data import AugConfig, BatchMaker, ImagePool, label_stamp  # 
 from effyolo_train.engine import (ModelEMA, atomic_save, init_student, learning_rate,  # noqa: E402
                                   param_groups)
 from effyolo_train.loss import DenseDistillLoss, LossWeights, YoloLoss, level_views  # noqa: E402
+from effyolo_train.transfer import export_run, fit_state, read_export, weight_file_state  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data"
@@ -130,6 +131,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=1,
                    help="threads building batches (augmentation + teacher) ahead of the "
                         "student; a GPU needs several")
+    p.add_argument("--worker-processes", action=argparse.BooleanOptionalAction, default=False,
+                   help="build batches in forked processes instead of threads (no GIL: for "
+                        "machines with many cores); the run is the same either way")
+    p.add_argument("--teacher-device", choices=["cpu", "train"], default="cpu",
+                   help="where the dense teacher runs: on the CPU with the batch builders "
+                        "(onnxruntime), or on the training device in the training loop "
+                        "(PyTorch via onnx2torch; for a GPU)")
     p.add_argument("--compile", action=argparse.BooleanOptionalAction, default=False,
                    help="torch.compile the student's forward (minutes of compilation per start)")
     p.add_argument("--threads", type=int, default=2, help="torch intra-op threads")
@@ -142,6 +150,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--eval-every", type=int, default=20000, help="image-iterations; 0 = never")
     p.add_argument("--stop-after", type=int, default=0,
                    help="stop (with a checkpoint) after this many image-iterations in this run")
+    p.add_argument("--minutes", type=float, default=0,
+                   help="stop (with a checkpoint) after this many minutes of this run; 0 = no limit")
+    # runs on another machine (gpu.md)
+    p.add_argument("--pack", type=Path, default=None,
+                   help="train on a training pack (make_pack.py) instead of image folders and "
+                        "the label cache; its class names are used")
+    p.add_argument("--init-weights", type=Path, default=None,
+                   help="start a new run from this weight file (model and EMA; fresh optimiser)")
+    p.add_argument("--start-images", type=int, default=0,
+                   help="image-iteration count a new run starts at (schedule, logs, data order)")
+    p.add_argument("--rewarm-images", type=int, default=4000,
+                   help="after --init-weights or --adopt: ramp the learning rate up again over "
+                        "this many image-iterations (the optimiser's moments start from zero)")
+    p.add_argument("--export-dir", type=Path, default=None,
+                   help="when the run stops, also write its model and EMA there as f16 "
+                        "safetensors parts of at most 15 MiB, with export.json (for --adopt)")
+    p.add_argument("--adopt", type=Path, default=None,
+                   help="with --resume: replace the model and EMA by those of an --export-dir "
+                        "from another run (a GPU burst) and continue from its image-iteration "
+                        "count with a fresh optimiser")
     p.add_argument("--no-save", action="store_true", help="write no checkpoint or log (benchmarks)")
     return p
 
@@ -160,14 +188,19 @@ def parse_args(argv=None):
         if ckpt.get("format") != CKPT_FORMAT:
             raise SystemExit(f"{path} is not a training checkpoint")
         saved = dict(ckpt["args"])
-        for k in ("resume", "stop_after", "no_save", "rescan"):
+        for k in ("resume", "stop_after", "no_save", "rescan", "minutes", "init_weights",
+                  "export_dir", "adopt"):
             saved.pop(k, None)
-        for k in ("workdir", "labels", "teacher", "eval_data", "classes"):
+        for k in ("workdir", "labels", "teacher", "eval_data", "classes", "pack"):
             if saved.get(k) is not None:
                 saved[k] = Path(saved[k])
         p.set_defaults(**saved)
         args = p.parse_args(argv)   # explicit command-line values override the saved ones
         args.resume = str(path)
+    elif args.adopt:
+        raise SystemExit("--adopt needs --resume (a run to adopt into)")
+    if args.init_weights and args.resume:
+        raise SystemExit("--init-weights starts a new run; it cannot be combined with --resume")
     if args.labels is None:
         args.labels = Path(args.workdir) / "labels"
     if not args.folders or args.rescan:
@@ -233,6 +266,56 @@ class Prefetcher:
         self.stop.set()
         for t in self.threads:
             t.join()
+
+
+_WORKER: dict = {}
+
+
+def _worker_init(maker: BatchMaker, cpu_teacher) -> None:
+    cv2.setNumThreads(1)
+    _WORKER["maker"] = maker   # inherited through fork, not pickled
+    if cpu_teacher is not None:
+        from effyolo_train.teacher import DenseTeacher
+        _WORKER["teacher"] = DenseTeacher(*cpu_teacher)
+
+
+def _worker_batch(position: int, batch_size: int):
+    b = _WORKER["maker"].batch(position, batch_size)
+    if "teacher" in _WORKER:
+        b.teacher = _WORKER["teacher"](b.images)
+    return b
+
+
+class ProcessPrefetcher:
+    """``Prefetcher`` with forked worker processes (no GIL between batch builders): batches
+    ``position, position + B, ...`` are asked of the pool ahead of time and handed out in
+    order, so the run is the same as with threads. ``cpu_teacher`` (path, threads) gives each
+    worker its own onnxruntime teacher."""
+
+    def __init__(self, maker: BatchMaker, cpu_teacher, position: int, batch_size: int,
+                 depth: int = 2, workers: int = 1):
+        import collections
+        import multiprocessing
+
+        self.pool = multiprocessing.get_context("fork").Pool(
+            max(1, workers), initializer=_worker_init, initargs=(maker, cpu_teacher))
+        self.batch_size, self.next_position = batch_size, position
+        self.pending = collections.deque()
+        for _ in range(max(1, workers) * depth):
+            self._submit()
+
+    def _submit(self):
+        self.pending.append(self.pool.apply_async(_worker_batch, (self.next_position, self.batch_size)))
+        self.next_position += self.batch_size
+
+    def get(self):
+        b = self.pending.popleft().get()
+        self._submit()
+        return b
+
+    def close(self):
+        self.pool.terminate()
+        self.pool.join()
 
 
 class CsvLog:
@@ -323,16 +406,23 @@ def main(argv=None):
 
     # ---- data
     t0 = time.perf_counter()
-    pool = ImagePool.load(args.folders, max_side=args.max_side,
-                          exclude=[args.eval_data] if args.eval_data else [])
-    say(f"{len(pool)} images ({pool.nbytes() / 2**20:.0f} MiB in RAM) from {args.folders} "
+    if args.pack:
+        pool = ImagePool.from_pack(str(args.pack), args.min_box_score, args.box_weight == "score")
+        source = f"pack {args.pack}"
+        box_loss_on = args.box_loss and pool.num_labelled() > 0
+    else:
+        pool = ImagePool.load(args.folders, max_side=args.max_side,
+                              exclude=[args.eval_data] if args.eval_data else [])
+        source = args.folders
+        box_loss_on = args.box_loss and (Path(args.labels) / "manifest.json").exists()
+        if args.box_loss and not box_loss_on:
+            say(f"no label cache at {args.labels}: dense distillation only until it appears")
+        if box_loss_on:
+            pool.attach_labels(str(args.labels), args.min_box_score, args.box_weight == "score")
+    say(f"{len(pool)} images ({pool.nbytes() / 2**20:.0f} MiB in RAM) from {source} "
         f"in {time.perf_counter() - t0:.1f} s")
-    box_loss_on = args.box_loss and (Path(args.labels) / "manifest.json").exists()
-    if args.box_loss and not box_loss_on:
-        say(f"no label cache at {args.labels}: dense distillation only until it appears")
     if box_loss_on:
-        n = pool.attach_labels(str(args.labels), args.min_box_score, args.box_weight == "score")
-        say(f"pseudo-labels for {n}/{len(pool)} images from {args.labels}")
+        say(f"pseudo-labels for {pool.num_labelled()}/{len(pool)} images")
     if not args.distill and not box_loss_on:
         raise SystemExit("nothing to train on: enable --distill or provide --labels")
     aug = AugConfig(mosaic=args.mosaic, scale=args.scale, translate=args.translate,
@@ -341,20 +431,29 @@ def main(argv=None):
     if args.repeat_thresh > 0:
         say(f"repeat-factor sampling (t={args.repeat_thresh}): {maker.epoch_length} draws per "
             f"epoch of {len(pool)} images")
-    teacher = None
-    if args.distill:
+    teacher, device_teacher = None, None   # on the CPU with the batch builders / in the loop
+    if args.distill and args.teacher_device == "cpu":
         from effyolo_train.teacher import DenseTeacher
         teacher = DenseTeacher(str(args.teacher), threads=args.teacher_threads)
 
     # ---- model
-    class_names = [ln.strip() for ln in Path(args.classes).read_text().splitlines() if ln.strip()]
+    if pool.pack_meta is not None:
+        class_names = list(pool.pack_meta["class_names"])
+    else:
+        class_names = [ln.strip() for ln in Path(args.classes).read_text().splitlines() if ln.strip()]
     cfg = DetectorConfig.for_variant("l1", class_names=class_names, train_size=(args.size, args.size))
     torch.manual_seed(args.seed)
     model = EffYolo(cfg)
     init_student(model, args.layer_scale)
+    if args.init_weights and ckpt is None:
+        model.load_state_dict(weight_file_state(args.init_weights, model, cfg))
+        say(f"initialised from {args.init_weights}")
     device = torch.device(args.device)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise SystemExit(f"--device {args.device}: this torch has no CUDA device")
+    if args.distill and args.teacher_device == "train":
+        from effyolo_train.teacher import TorchTeacher
+        device_teacher = TorchTeacher(str(args.teacher), device)
     mem = torch.channels_last if args.channels_last else torch.contiguous_format
     model = model.to(device=device, memory_format=mem).train()
     ema = ModelEMA(model, args.ema_decay, args.ema_tau)
@@ -378,9 +477,23 @@ def main(argv=None):
         np.random.set_state(ckpt["rng"]["numpy"])
         random.setstate(ckpt["rng"]["python"])
         say(f"resumed {args.resume} at {images} image-iterations (step {step})")
+        if args.adopt:
+            meta, model_state, ema_state = read_export(args.adopt)
+            size = tuple(meta["train_size"])
+            model.load_state_dict(fit_state(model_state, model, size, cfg.train_size))
+            ema.ema.load_state_dict(fit_state(ema_state, ema.ema, size, cfg.train_size))
+            ema.updates = meta["ema_updates"]
+            opt = torch.optim.AdamW(param_groups(model, args.wd), lr=args.lr, betas=(0.9, 0.999))
+            say(f"adopted {args.adopt}: {meta['image_iterations_done']} image-iterations from "
+                f"{meta['start_images']} in {meta['wall_s'] / 60:.1f} min on {meta['device']}; "
+                f"this run continues at {meta['image_iterations']} (was {images}) with a fresh optimiser")
+            images, step, wall = meta["image_iterations"], step + meta["steps"], wall + meta["wall_s"]
+            args.rewarm_start = images
     else:
         random.seed(args.seed)
         np.random.seed(args.seed)
+        images = args.start_images
+        args.rewarm_start = images if args.init_weights else None
     nparams = sum(p.numel() for p in model.parameters())
     say(f"student: {nparams / 1e6:.2f} M parameters, size {args.size}, batch {args.batch}, "
         f"bf16 {args.bf16}, channels_last {args.channels_last}, layer-scale init {args.layer_scale}")
@@ -422,6 +535,17 @@ def main(argv=None):
             **(extra or {}),
         }, path)
 
+    def export():
+        """Model and EMA to --export-dir (also at each checkpoint, so that a run killed on a
+        lent machine still sends back its last state)."""
+        return export_run(args.export_dir, model, ema.ema, {
+            "image_iterations": images, "start_images": start_images,
+            "image_iterations_done": images - start_images, "steps": step - start_steps,
+            "wall_s": round(time.perf_counter() - t_start, 1), "ema_updates": ema.updates,
+            "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+            "train_size": list(cfg.train_size), "cfg": cfg.metadata(), "pool_size": len(pool),
+            "pool_fingerprint": pool.fingerprint(), "args": jsonable_args(args)})
+
     def run_eval():
         nonlocal best
         snapshot = EffYolo(cfg)
@@ -442,8 +566,20 @@ def main(argv=None):
 
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.bf16)
     forward = torch.compile(model) if args.compile else model   # shares model's parameters
-    prefetch = Prefetcher(maker, teacher, images, args.batch, workers=args.workers)
-    start_images = images
+    def make_prefetcher(position):
+        if args.worker_processes:
+            cpu_teacher = (str(args.teacher), args.teacher_threads) if teacher is not None else None
+            return ProcessPrefetcher(maker, cpu_teacher, position, args.batch, workers=args.workers)
+        return Prefetcher(maker, teacher, position, args.batch, workers=args.workers)
+
+    def rewarm(position):
+        start = getattr(args, "rewarm_start", None)
+        if start is None or args.rewarm_images <= 0:
+            return 1.0
+        return min(1.0, max(0, position - start + args.batch) / args.rewarm_images)
+
+    prefetch = make_prefetcher(images)
+    start_images, start_steps, t_start = images, step, time.perf_counter()
     bad_steps = 0
     last_ckpt = time.time()
     acc, acc_n, t_log, img_log = {}, 0, time.perf_counter(), images
@@ -453,10 +589,14 @@ def main(argv=None):
         while images < args.total_images:
             if args.stop_after and images - start_images >= args.stop_after:
                 break
+            if args.minutes and time.perf_counter() - t_start >= args.minutes * 60:
+                say(f"{args.minutes} minutes: saving and stopping")
+                break
             if stop_signal:
                 say(f"signal {stop_signal[0]}: saving and stopping")
                 break
-            lr = learning_rate(images, args.lr, args.warmup_images, args.total_images, args.final_lr_frac)
+            lr = learning_rate(images, args.lr, args.warmup_images, args.total_images,
+                               args.final_lr_frac) * rewarm(images)
             for g in opt.param_groups:
                 g["lr"] = lr
             b = prefetch.get()
@@ -472,8 +612,10 @@ def main(argv=None):
                 lbox, lobj, lcls = yolo_loss(p, torch.from_numpy(b.targets), torch.from_numpy(b.labelled))
                 parts.update(box=lbox, obj=lobj, cls=lcls)
                 loss = loss + W.box * lbox + W.obj * lobj + W.cls * lcls
-            if teacher is not None:
-                kobj, kcls, kbox, agree = kd_loss(p, torch.from_numpy(b.teacher).to(device))
+            if teacher is not None or device_teacher is not None:
+                dense = device_teacher(x) if device_teacher is not None else \
+                    torch.from_numpy(b.teacher).to(device)
+                kobj, kcls, kbox, agree = kd_loss(p, dense)
                 parts.update(kd_obj=kobj, kd_cls=kcls, kd_box=kbox)
                 loss = loss + W.kd_obj * kobj + W.kd_cls * kcls + W.kd_box * kbox
                 if not math.isnan(agree):
@@ -530,16 +672,21 @@ def main(argv=None):
                     maker.refresh_repeats()
                     say(f"label cache changed: pseudo-labels for {n}/{len(pool)} images")
                     box_loss_on = True
-                    prefetch = Prefetcher(maker, teacher, images, args.batch, workers=args.workers)
+                    prefetch = make_prefetcher(images)
                 wall += time.perf_counter() - t_wall
                 t_wall = time.perf_counter()
                 checkpoint(ckpt_dir / "last.pt")
+                if args.export_dir:
+                    export()
                 last_ckpt = time.time()
     finally:
         prefetch.close()
     wall += time.perf_counter() - t_wall
     checkpoint(ckpt_dir / "last.pt")
     say(f"stopped at {images} image-iterations; checkpoint {ckpt_dir / 'last.pt'}")
+    if args.export_dir:
+        meta = export()
+        say(f"exported model and EMA to {args.export_dir}: {meta['model'] + meta['ema']}")
 
 
 if __name__ == "__main__":

@@ -71,6 +71,7 @@ class ImagePool:
         self.images = images
         self.labels: List[Optional[Labels]] = [None] * len(images)
         self.label_stamp: Optional[str] = None
+        self.pack_meta: Optional[dict] = None   # set when the pool comes from a pack
 
     def __len__(self) -> int:
         return len(self.images)
@@ -138,22 +139,40 @@ class ImagePool:
         """
         cache = LabelCache.load(Path(cache_dir))
         self.label_stamp = label_stamp(cache_dir)
-        n = 0
-        for i, p in enumerate(self.paths):
-            rec = cache.get(p)
-            if rec is None:
-                self.labels[i] = None
-                continue
-            keep = rec["scores"] >= min_score
-            scores = rec["scores"][keep].astype(np.float32)
-            self.labels[i] = Labels(rec["boxes"][keep].astype(np.float32).reshape(-1, 4),
-                                    rec["classes"][keep].astype(np.int64),
-                                    scores if weight_by_score else np.ones_like(scores))
-            n += 1
-        return n
+        self.labels = [to_labels(cache.get(p), min_score, weight_by_score) for p in self.paths]
+        return self.num_labelled()
+
+    @classmethod
+    def from_pack(cls, pack_dir: str, min_score: float = 0.25, weight_by_score: bool = True,
+                  workers: int = 4) -> "ImagePool":
+        """The images and pseudo-labels of a training pack (``effyolo_train.pack``)."""
+        from effyolo_train.pack import Pack
+
+        pack = Pack(Path(pack_dir))
+        if min_score < pack.meta["min_score"]:
+            raise ValueError(f"{pack_dir} holds boxes with score >= {pack.meta['min_score']} "
+                             f"only; --min-box-score {min_score} needs a pack made with it")
+        pool = cls([f"pack:{n}" for n in pack.names], pack.decode(workers))
+        pool.labels = [to_labels(pack.labels(i), min_score, weight_by_score)
+                       for i in range(len(pack))]
+        pool.label_stamp = "pack:" + pack.fingerprint()
+        pool.pack_meta = pack.meta
+        return pool
 
     def num_labelled(self) -> int:
         return sum(lab is not None for lab in self.labels)
+
+
+def to_labels(rec: Optional[dict], min_score: float, weight_by_score: bool) -> Optional[Labels]:
+    """Training labels from a cache or pack record: boxes with score >= ``min_score``, each
+    weighing its score (or 1); None (unlabelled) stays None."""
+    if rec is None:
+        return None
+    keep = rec["scores"] >= min_score
+    scores = rec["scores"][keep].astype(np.float32)
+    return Labels(rec["boxes"][keep].astype(np.float32).reshape(-1, 4),
+                  rec["classes"][keep].astype(np.int64),
+                  scores if weight_by_score else np.ones_like(scores))
 
 
 def label_stamp(cache_dir: str) -> Optional[str]:

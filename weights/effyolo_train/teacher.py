@@ -24,3 +24,27 @@ class DenseTeacher:
         x = np.ascontiguousarray(images.transpose(0, 3, 1, 2), dtype=np.float32)
         x *= np.float32(1 / 255.0)
         return self.session.run(None, {self.input_name: x})[0]
+
+
+class TorchTeacher:
+    """The same teacher as a PyTorch module (converted from the ONNX graph by ``onnx2torch``),
+    so that it runs on the training device in the training loop: on a GPU the CPU then only
+    builds batches. Its outputs match onnxruntime's to float rounding (``tests/test_teacher.py``).
+    """
+
+    def __init__(self, path: str, device):
+        import onnx
+        import torch
+        from onnx2torch import convert
+
+        self.torch = torch
+        self.module = convert(onnx.load(path)).eval().to(device)
+        for p in self.module.parameters():
+            p.requires_grad_(False)
+        self.device = device
+
+    def __call__(self, x):
+        """(B, 3, S, S) float tensor in [0, 1] on the device -> (B, N, 85) float32 tensor."""
+        with self.torch.no_grad(), self.torch.autocast(self.torch.device(self.device).type, enabled=False):
+            out = self.module(x.float().contiguous())
+        return out[0] if isinstance(out, (list, tuple)) else out
