@@ -32,7 +32,6 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import math
 import os
 import queue
 import random
@@ -272,6 +271,10 @@ _WORKER: dict = {}
 
 
 def _worker_init(maker: BatchMaker, cpu_teacher) -> None:
+    # the parent's handlers (save and stop) are inherited through fork: a worker must die on
+    # the SIGTERM of Pool.terminate and leave Ctrl-C to the parent
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     cv2.setNumThreads(1)
     _WORKER["maker"] = maker   # inherited through fork, not pickled
     if cpu_teacher is not None:
@@ -618,13 +621,14 @@ def main(argv=None):
                 kobj, kcls, kbox, agree = kd_loss(p, dense)
                 parts.update(kd_obj=kobj, kd_cls=kcls, kd_box=kbox)
                 loss = loss + W.kd_obj * kobj + W.kd_cls * kcls + W.kd_box * kbox
-                if not math.isnan(agree):
+                if agree is not None:
                     acc["cls_agree"] = acc.get("cls_agree", 0.0) + agree
                     acc["n_agree"] = acc.get("n_agree", 0) + 1
             opt.zero_grad(set_to_none=True)
             loss.backward()
-            gnorm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), args.clip))
-            if math.isfinite(float(loss.detach())) and math.isfinite(gnorm):
+            gnorm = torch.nn.utils.clip_grad_norm_(model.parameters(), args.clip).detach()
+            # the step's one wait for the device; the logged figures stay there until a log row
+            if bool(torch.isfinite(loss.detach()) & torch.isfinite(gnorm)):
                 opt.step()
                 ema.update(model)
                 bad_steps = 0
@@ -636,12 +640,12 @@ def main(argv=None):
             images += args.batch
             step += 1
 
-            acc["loss"] = acc.get("loss", 0.0) + float(loss.detach())
+            acc["loss"] = acc.get("loss", 0.0) + loss.detach().float()
             acc["grad_norm"] = acc.get("grad_norm", 0.0) + gnorm
             acc["targets"] = acc.get("targets", 0) + len(b.targets)
             acc["labelled"] = acc.get("labelled", 0) + int(b.labelled.sum())
             for k, v in parts.items():
-                acc[k] = acc.get(k, 0.0) + float(v.detach())
+                acc[k] = acc.get(k, 0.0) + v.detach().float()
             acc_n += 1
             if step % args.log_every == 0:
                 now = time.perf_counter()
@@ -654,9 +658,9 @@ def main(argv=None):
                        "labelled_frac": round(acc["labelled"] / (acc_n * args.batch), 3)}
                 for k in ("loss", "grad_norm", "box", "obj", "cls", "kd_obj", "kd_cls", "kd_box"):
                     if k in acc:
-                        row[k] = round(acc[k] / acc_n, 5)
+                        row[k] = round(float(acc[k]) / acc_n, 5)
                 if acc.get("n_agree"):
-                    row["cls_agree"] = round(acc["cls_agree"] / acc["n_agree"], 4)
+                    row["cls_agree"] = round(float(acc["cls_agree"]) / acc["n_agree"], 4)
                 train_log.append(row)
                 say(" ".join(f"{k}={fmt(v)}" for k, v in row.items()))
                 acc, acc_n, t_log, img_log = {}, 0, now, images

@@ -145,7 +145,7 @@ class YoloLoss:
         indices = [tuple(to(ix)) for ix in indices]
         labelled = labelled.to(dev)
         class_weights = None if self.class_weights is None else self.class_weights.to(dev)
-        wbox = wsum = 0.0
+        wsum, matched = zero, False   # tensors: no device sync per level
         for i, pi in enumerate(p):
             b, a, gj, gi = indices[i]
             tobj = torch.zeros(pi.shape[:4], dtype=pi.dtype, device=dev)
@@ -164,10 +164,11 @@ class YoloLoss:
                 if class_weights is not None:
                     bce = bce * class_weights
                 lcls = lcls + (bce.mean(1) * w).sum()
-                wsum += float(w.sum())
+                wsum = wsum + w.sum()
+                matched = True
             obj = F.binary_cross_entropy_with_logits(pi[..., 4], tobj, reduction="none")
             lobj = lobj + obj[labelled].mean() * BALANCE[i]
-        if wsum > 0:
+        if matched:   # every matched target weighs its fused score (> 0)
             lbox, lcls = lbox / wsum, lcls / wsum
         return lbox, lobj, lcls
 
@@ -200,7 +201,8 @@ class DenseDistillLoss:
 
     def __call__(self, p: List[torch.Tensor], teacher: torch.Tensor):
         """p: per-level (B, na, ny, nx, no); teacher (B, N, 85). Returns obj, cls, box losses and
-        the class agreement (student argmax == teacher argmax where teacher obj > threshold)."""
+        the class agreement (student argmax == teacher argmax where teacher obj > threshold; a
+        0-d tensor, left on the device, or None when the teacher sees no object)."""
         b = p[0].shape[0]
         flat = [pi.reshape(b, -1, pi.shape[-1]) for pi in p]
         sizes = [f.shape[1] for f in flat]
@@ -217,7 +219,7 @@ class DenseDistillLoss:
 
         mask = t_obj > self.box_obj_thr
         lbox = lobj * 0
-        agree = float("nan")
+        agree = None
         if bool(mask.any()):
             cell, stride, anchor = self._grid([pi.shape[2:4] for pi in p], s.device)
             bi, ni = mask.nonzero(as_tuple=True)
@@ -228,5 +230,5 @@ class DenseDistillLoss:
             iou = bbox_ciou(torch.cat((pxy, pwh), 1), teacher[bi, ni, :4])
             lbox = ((1.0 - iou) * w).sum() / w.sum()
             with torch.no_grad():
-                agree = float((ps[:, 5:].argmax(1) == teacher[bi, ni, 5:].argmax(1)).float().mean())
+                agree = (ps[:, 5:].argmax(1) == teacher[bi, ni, 5:].argmax(1)).float().mean()
         return lobj, lcls, lbox, agree

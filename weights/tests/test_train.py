@@ -62,7 +62,7 @@ def test_dense_distillation_against_own_decode():
     raw[0][:, 4::nc + 5] += 3.0  # some confident cells
     teacher = head.decode(raw)
     kobj, kcls, kbox, agree = DenseDistillLoss(ANCHORS, STRIDES, 0.3)(level_views(raw, na), teacher)
-    assert float(kbox) < 1e-4 and agree == 1.0
+    assert float(kbox) < 1e-4 and float(agree) == 1.0
     # objectness/class BCE against its own probabilities is at its minimum (the entropy)
     other, _, _, _ = DenseDistillLoss(ANCHORS, STRIDES)(level_views([r + 1 for r in raw], na), teacher)
     assert float(other) > float(kobj)
