@@ -668,8 +668,8 @@ def main(argv=None):
                 run_eval()
             if time.time() - last_ckpt >= args.ckpt_minutes * 60:
                 # pick up a new or updated label cache at a checkpoint boundary, so that a run
-                # resumed from this checkpoint sees the same labels
-                stamp = label_stamp(str(args.labels))
+                # resumed from this checkpoint sees the same labels (a pack holds its own)
+                stamp = None if args.pack else label_stamp(str(args.labels))
                 if args.box_loss and stamp is not None and stamp != pool.label_stamp:
                     prefetch.close()
                     n = pool.attach_labels(str(args.labels), args.min_box_score, args.box_weight == "score")

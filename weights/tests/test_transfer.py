@@ -139,6 +139,18 @@ def test_burst_from_weights_on_a_pack_then_adopted(tmp_path):
     assert 0 < lrs[2] < lrs[3] and lrs[2] < lrs[1]
 
 
+def test_pack_run_keeps_its_labels_at_checkpoints(tmp_path):
+    """A label cache at --labels is for folder runs: a run on a pack keeps the pack's labels
+    when checkpoints look for a changed cache."""
+    folder = _image_folder(tmp_path)
+    labels = _label_cache(tmp_path, folder)
+    pack = _make_pack(tmp_path, folder, labels)
+    run = _run(tmp_path, "p", "--pack", str(pack), "--no-distill", "--labels", str(labels),
+               "--ckpt-minutes", "0", "--stop-after", "6")
+    rows = list(csv.DictReader(open(run / "train_log.csv")))
+    assert len(rows) == 3 and all(float(r["labelled_frac"]) == 1.0 for r in rows)
+
+
 def test_adopt_needs_resume(tmp_path):
     with pytest.raises(SystemExit, match="--adopt needs --resume"):
         _run(tmp_path, "x", "--adopt", str(tmp_path))
