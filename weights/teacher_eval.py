@@ -33,7 +33,7 @@ import numpy as np
 from effyolo_tools.cache import LabelCache
 from effyolo_tools.images import iter_images, load_bgr
 from effyolo_tools.labels import label_path_for, read_yolo_labels
-from effyolo_tools.metrics import ImageBoxes, evaluate
+from effyolo_tools.metrics import ImageBoxes, evaluate, size_recall_table
 from effyolo_tools.teachers import YOLOX_PREPROC, load_teacher
 
 DEFAULT_DATA_ROOT = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -61,6 +61,8 @@ def eval_teacher(name, size, items, args):
         preds.append(ImageBoxes(d.boxes, d.classes, d.scores))
     dt = (time.perf_counter() - t0) / max(len(items), 1)
     res = evaluate(preds, [gt for _, _, gt in items])
+    if getattr(args, "breakdown", False):
+        print(size_recall_table(preds, [gt for _, _, gt in items], f"{name}@{teacher.size}"))
     return {"teacher": name, "size": teacher.size, "ms_per_image": 1000 * dt, **res.summary()}
 
 
@@ -99,6 +101,8 @@ def main(argv=None):
                    help="YOLOX input preprocessing (default: %(default)s, the official one)")
     p.add_argument("--threads", type=int, default=2, help="onnxruntime intra-op threads")
     p.add_argument("--json", type=Path, help="write the results as JSON here")
+    p.add_argument("--breakdown", action="store_true",
+                   help="also print each teacher's recall by object size")
     args = p.parse_args(argv)
 
     items = load_dataset(args.data)

@@ -143,3 +143,60 @@ def evaluate(predictions: Sequence[ImageBoxes], ground_truth: Sequence[ImageBoxe
             tp, scores = np.zeros((len(thr), 0), bool), np.zeros(0)
         ap[c] = _average_precision(tp, scores, int(num_gt[c]))
     return APResult(ap=ap, num_gt=num_gt, iou_thresholds=thr)
+
+
+SIZE_BUCKETS = (("small", 0.0, 32.0 ** 2), ("medium", 32.0 ** 2, 96.0 ** 2),
+                ("large", 96.0 ** 2, float("inf")))
+
+
+def recall_by_size(predictions: Sequence[ImageBoxes], ground_truth: Sequence[ImageBoxes],
+                   min_score: float = 0.25, iou: float = 0.5,
+                   classes: Iterable[int] | None = None) -> dict:
+    """Recall per COCO area bucket (small < 32^2 <= medium < 96^2 <= large, in the boxes'
+    units): the share of ground-truth boxes that a detection of the same class with score
+    >= ``min_score`` overlaps by IoU >= ``iou``. Each detection counts for one box at most
+    (greedy, best score first). Returns ``{bucket: (found, total)}``; ``classes`` restricts
+    the ground truth (and the detections) to those classes."""
+    wanted = None if classes is None else set(int(c) for c in classes)
+    out = {name: [0, 0] for name, _, _ in SIZE_BUCKETS}
+    for pred, gt in zip(predictions, ground_truth, strict=True):
+        g_boxes = np.asarray(gt.boxes, dtype=np.float32).reshape(-1, 4)
+        g_cls = np.asarray(gt.classes, dtype=np.int64)
+        p_boxes = np.asarray(pred.boxes, dtype=np.float32).reshape(-1, 4)
+        p_cls = np.asarray(pred.classes, dtype=np.int64)
+        p_scores = (np.ones(len(p_cls)) if pred.scores is None
+                    else np.asarray(pred.scores, dtype=np.float64))
+        area = (g_boxes[:, 2] - g_boxes[:, 0]) * (g_boxes[:, 3] - g_boxes[:, 1])
+        for c in np.unique(g_cls):
+            if wanted is not None and int(c) not in wanted:
+                continue
+            gi = np.where(g_cls == c)[0]
+            pm = (p_cls == c) & (p_scores >= min_score)
+            found = np.zeros(len(gi), dtype=bool)
+            if pm.any():
+                order = np.argsort(-p_scores[pm], kind="mergesort")
+                ious = box_iou(p_boxes[pm][order], g_boxes[gi])
+                for row in ious:
+                    cand = np.where(found, -1.0, row)
+                    j = int(np.argmax(cand))
+                    if cand[j] >= iou:
+                        found[j] = True
+            for k, g in enumerate(gi):
+                for name, lo, hi in SIZE_BUCKETS:
+                    if lo <= area[g] < hi:
+                        out[name][0] += int(found[k])
+                        out[name][1] += 1
+    return {name: tuple(v) for name, v in out.items()}
+
+
+def size_recall_table(predictions: Sequence[ImageBoxes], ground_truth: Sequence[ImageBoxes],
+                      source: str, min_score: float = 0.25) -> str:
+    """Markdown table of :func:`recall_by_size` for all classes and for person (class 0)."""
+    lines = [f"recall of {source} at IoU 0.5, detections with score >= {min_score}, by object "
+             "area (small < 32^2 <= medium < 96^2 <= large pixels; boxes in brackets)",
+             "| classes | small | medium | large |", "|---|---|---|---|"]
+    for label, classes in (("all", None), ("person", [0])):
+        r = recall_by_size(predictions, ground_truth, min_score=min_score, classes=classes)
+        cells = [f"{f / n:.2f} ({n})" if n else "- (0)" for f, n in r.values()]
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)

@@ -55,3 +55,22 @@ def test_duplicate_detection_is_a_false_positive():
     p = [pred([[0, 0, 10, 10], [0, 0, 10, 10]], [0, 0], [0.9, 0.8])]
     r = evaluate(p, g)
     assert r.ap50() == pytest.approx(1.0)   # the duplicate ranks after full recall
+
+
+def test_recall_by_size_buckets_classes_and_scores():
+    from effyolo_tools.metrics import recall_by_size
+    gt = ImageBoxes(np.array([[0, 0, 10, 10],       # small, class 0
+                              [0, 0, 50, 50],       # medium, class 0
+                              [0, 0, 200, 200],     # large, class 1
+                              [300, 300, 310, 310]  # small, class 0, missed
+                              ], np.float32), np.array([0, 0, 1, 0]))
+    pred = ImageBoxes(np.array([[0, 0, 10, 10],     # finds the small one
+                                [0, 0, 50, 50],     # right place, score too low
+                                [0, 0, 200, 200],   # wrong class for the large box
+                                [1, 1, 10, 10]      # duplicate of the small one: no second hit
+                                ], np.float32),
+                      np.array([0, 0, 2, 0]), np.array([0.9, 0.1, 0.9, 0.8]))
+    r = recall_by_size([pred], [gt], min_score=0.25)
+    assert r == {"small": (1, 2), "medium": (0, 1), "large": (0, 1)}
+    assert recall_by_size([pred], [gt], min_score=0.05, classes=[0]) == \
+        {"small": (1, 2), "medium": (1, 1), "large": (0, 0)}
