@@ -60,9 +60,10 @@ def eval_teacher(name, size, items, args):
         d = teacher.detect(img)
         preds.append(ImageBoxes(d.boxes, d.classes, d.scores))
     dt = (time.perf_counter() - t0) / max(len(items), 1)
-    res = evaluate(preds, [gt for _, _, gt in items])
-    if getattr(args, "breakdown", False):
-        print(size_recall_table(preds, [gt for _, _, gt in items], f"{name}@{teacher.size}"))
+    gts = [gt for _, _, gt in items]
+    res = evaluate(preds, gts)
+    if args.breakdown:
+        print(size_recall_table(preds, gts, f"{name}@{teacher.size}"))
     return {"teacher": name, "size": teacher.size, "ms_per_image": 1000 * dt, **res.summary()}
 
 

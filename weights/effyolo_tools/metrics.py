@@ -25,7 +25,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from .boxes import box_iou
+from .boxes import box_area, box_iou
 
 IOU_THRESHOLDS = np.linspace(0.5, 0.95, 10)
 RECALL_POINTS = np.linspace(0.0, 1.0, 101)
@@ -71,6 +71,20 @@ class APResult:
                 "gt_boxes": int(self.num_gt.sum())}
 
 
+def _greedy_match(ious: np.ndarray, thr: float) -> tuple[np.ndarray, np.ndarray]:
+    """Which ground-truth boxes (columns of ``ious``, detections in score order as rows) are
+    matched: each detection takes the free box it overlaps most, if that IoU is >= ``thr``.
+    Returns (D,) flags, True where the detection matched, and (G,) flags of the taken boxes."""
+    taken = np.zeros(ious.shape[1], dtype=bool)
+    hit = np.zeros(ious.shape[0], dtype=bool)
+    for d, row in enumerate(ious):
+        cand = np.where(taken, -1.0, row)
+        g = int(np.argmax(cand))
+        if cand[g] >= thr:
+            taken[g] = hit[d] = True
+    return hit, taken
+
+
 def _match_image_class(det_boxes, gt_boxes, thresholds):
     """TP flags (T, D) for score-sorted detections of one class in one image."""
     tp = np.zeros((len(thresholds), len(det_boxes)), dtype=bool)
@@ -78,13 +92,7 @@ def _match_image_class(det_boxes, gt_boxes, thresholds):
         return tp
     ious = box_iou(det_boxes, gt_boxes)
     for t, thr in enumerate(thresholds):
-        taken = np.zeros(len(gt_boxes), dtype=bool)
-        for d in range(len(det_boxes)):
-            cand = np.where(taken, -1.0, ious[d])
-            g = int(np.argmax(cand))
-            if cand[g] >= min(thr, 1 - 1e-10):
-                taken[g] = True
-                tp[t, d] = True
+        tp[t] = _greedy_match(ious, min(thr, 1 - 1e-10))[0]
     return tp
 
 
@@ -166,7 +174,7 @@ def recall_by_size(predictions: Sequence[ImageBoxes], ground_truth: Sequence[Ima
         p_cls = np.asarray(pred.classes, dtype=np.int64)
         p_scores = (np.ones(len(p_cls)) if pred.scores is None
                     else np.asarray(pred.scores, dtype=np.float64))
-        area = (g_boxes[:, 2] - g_boxes[:, 0]) * (g_boxes[:, 3] - g_boxes[:, 1])
+        area = box_area(g_boxes)
         for c in np.unique(g_cls):
             if wanted is not None and int(c) not in wanted:
                 continue
@@ -175,12 +183,7 @@ def recall_by_size(predictions: Sequence[ImageBoxes], ground_truth: Sequence[Ima
             found = np.zeros(len(gi), dtype=bool)
             if pm.any():
                 order = np.argsort(-p_scores[pm], kind="mergesort")
-                ious = box_iou(p_boxes[pm][order], g_boxes[gi])
-                for row in ious:
-                    cand = np.where(found, -1.0, row)
-                    j = int(np.argmax(cand))
-                    if cand[j] >= iou:
-                        found[j] = True
+                found = _greedy_match(box_iou(p_boxes[pm][order], g_boxes[gi]), iou)[1]
             for k, g in enumerate(gi):
                 for name, lo, hi in SIZE_BUCKETS:
                     if lo <= area[g] < hi:

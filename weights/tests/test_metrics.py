@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from effyolo_tools.metrics import ImageBoxes, evaluate
+from effyolo_tools.metrics import ImageBoxes, evaluate, recall_by_size
 
 
 def gt(boxes, classes):
@@ -58,7 +58,6 @@ def test_duplicate_detection_is_a_false_positive():
 
 
 def test_recall_by_size_buckets_classes_and_scores():
-    from effyolo_tools.metrics import recall_by_size
     gt = ImageBoxes(np.array([[0, 0, 10, 10],       # small, class 0
                               [0, 0, 50, 50],       # medium, class 0
                               [0, 0, 200, 200],     # large, class 1
