@@ -37,3 +37,14 @@ def read_yolo_labels(path: Path, width: int, height: int) -> tuple[np.ndarray, n
     a = np.asarray(rows, dtype=np.float32)
     boxes = xywh_to_xyxy(a[:, 1:5]) * np.array([width, height, width, height], np.float32)
     return boxes.astype(np.float32), a[:, 0].astype(np.int64)
+
+
+def write_yolo_labels(path: Path, boxes: np.ndarray, classes: np.ndarray):
+    """Write normalised xyxy ``boxes`` (N, 4) and ``classes`` (N,) as a YOLO txt file
+    (``class cx cy w h``), the inverse of :func:`read_yolo_labels`."""
+    lines = []
+    for (x1, y1, x2, y2), c in zip(np.asarray(boxes, np.float64), np.asarray(classes)):
+        lines.append(f"{int(c)} {(x1 + x2) / 2:.6f} {(y1 + y2) / 2:.6f} "
+                     f"{x2 - x1:.6f} {y2 - y1:.6f}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(line + "\n" for line in lines))
