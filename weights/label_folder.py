@@ -7,7 +7,7 @@ training targets.  Scoring it on a sample of training images and on images it ne
 on (labelled the same way by ``pseudo_label.py``) separates what the model has not fitted
 from what it does not generalise::
 
-    python label_folder.py --cache ../../cache/train/labels --sample 160 --out /tmp/fit-train
+    python label_folder.py --cache ../../cache/train/labels --sample 400 --out /tmp/fit-train
     python pseudo_label.py ../../shared/data/coco-dev/images --out /tmp/dev-cache
     python label_folder.py --cache /tmp/dev-cache --out /tmp/fit-dev
     python eval --data /tmp/fit-train --no-teacher     # and --data /tmp/fit-dev
@@ -29,8 +29,9 @@ from effyolo_tools.labels import write_yolo_labels
 
 
 def build(cache: LabelCache, out: Path, sample: int = 0, seed: int = 0,
-          min_score: float = 0.25) -> int:
-    """Write ``out/images``, ``out/labels`` and ``out/sources.txt``; returns the box count."""
+          min_score: float = 0.25) -> tuple[int, int]:
+    """Write ``out/images``, ``out/labels`` and ``out/sources.txt``; returns the number of
+    images and of boxes written."""
     paths = sorted(p for p, _ in cache.records())
     if sample and sample < len(paths):
         random.Random(seed).shuffle(paths)
@@ -50,7 +51,7 @@ def build(cache: LabelCache, out: Path, sample: int = 0, seed: int = 0,
         boxes_written += int(keep.sum())
         sources.append(f"{name}\t{src}")
     (out / "sources.txt").write_text("".join(s + "\n" for s in sources))
-    return boxes_written
+    return len(paths), boxes_written
 
 
 def main(argv=None):
@@ -64,8 +65,7 @@ def main(argv=None):
     cache = LabelCache.load(args.cache)
     if not cache.entries:
         raise SystemExit(f"{args.cache}: no pseudo-label cache there (or it is empty)")
-    n = build(cache, args.out, args.sample, args.seed, args.min_score)
-    images = len(list((args.out / "images").iterdir()))
+    images, n = build(cache, args.out, args.sample, args.seed, args.min_score)
     print(f"{args.out}: {images} images, {n} boxes with score >= {args.min_score}")
 
 

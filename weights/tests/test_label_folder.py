@@ -1,5 +1,7 @@
 """label_folder: a pseudo-label cache becomes an images/ + labels/ folder that eval reads."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -20,13 +22,13 @@ def test_cache_to_folder_keeps_boxes_above_threshold(tmp_path):
                   "teacher_scores": np.zeros((2, 2)), "members": np.ones(2)}
         cache.put(f, root, 100, 50, file_key(f), labels)
     out = tmp_path / "folder"
-    assert build(cache, out, sample=3, seed=1, min_score=0.25) == 3
+    assert build(cache, out, sample=3, seed=1, min_score=0.25) == (3, 3)
     images = sorted((out / "images").iterdir())
     assert [p.name for p in images] == ["0000.jpg", "0001.jpg", "0002.jpg"]
     sources = dict(line.split("\t") for line in (out / "sources.txt").read_text().splitlines())
     for img in images:
         src = sources[img.name]
-        assert img.read_bytes() == (root / src.split("/")[-1]).read_bytes()
+        assert img.read_bytes() == Path(src).read_bytes()
         boxes, classes = read_yolo_labels(label_path_for(img), 100, 50)
         assert classes.tolist() == [int(src[-5])]                    # the 0.1-score box is dropped
         assert np.allclose(boxes, [[10, 10, 50, 30]], atol=1e-3)     # pixels, xyxy
