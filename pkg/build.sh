@@ -23,9 +23,14 @@ base_features="+simd128,+bulk-memory,+mutable-globals,+nontrapping-fptoint,+sign
 threads_link="-C link-arg=--shared-memory -C link-arg=--import-memory -C link-arg=--max-memory=4294967296 \
 -C link-arg=--export=__wasm_init_tls -C link-arg=--export=__tls_size \
 -C link-arg=--export=__tls_align -C link-arg=--export=__tls_base"
-simd_flags="-C target-feature=$base_features,+atomics $threads_link"
-relaxed_flags="-C target-feature=$base_features,+atomics,+relaxed-simd $threads_link"
-single_flags="-C target-feature=$base_features"
+# LLVM's loop strength reduction rewrites the GEMM micro-kernel's panel walks into one
+# induction variable plus an `i32.add` per load, which V8 then computes with an extra
+# instruction each; without it every load keeps a constant `offset=` that V8 folds into the
+# x64 addressing mode (GEMM 5-13% faster, the L1 model 6-12%, measured A/B in Chromium).
+codegen="-C llvm-args=-disable-lsr"
+simd_flags="-C target-feature=$base_features,+atomics $codegen $threads_link"
+relaxed_flags="-C target-feature=$base_features,+atomics,+relaxed-simd $codegen $threads_link"
+single_flags="-C target-feature=$base_features $codegen"
 opt_flags=(-O3 --enable-threads --enable-simd --enable-bulk-memory --enable-mutable-globals --enable-sign-ext
   --enable-nontrapping-float-to-int --enable-reference-types --enable-multivalue)
 

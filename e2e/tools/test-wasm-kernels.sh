@@ -39,7 +39,7 @@ for flavour in "${flavours[@]}"; do
   echo "test-wasm-kernels: wasm32-wasip1, $features, in Wasmtime"
   # One target directory per flavour, so switching flavours does not rebuild everything.
   CARGO_TARGET_DIR=$target_root/wasip1-$flavour \
-  CARGO_TARGET_WASM32_WASIP1_RUSTFLAGS="-C target-feature=$features" \
+  CARGO_TARGET_WASM32_WASIP1_RUSTFLAGS="-C target-feature=$features -C llvm-args=-disable-lsr" \
   CARGO_TARGET_WASM32_WASIP1_RUNNER="$venv/bin/python $root/e2e/tools/wasi-run.py $runner_flags" \
     cargo +stable test --release --target wasm32-wasip1 -p effyolo --lib --no-default-features -- "$@"
 done

@@ -10,7 +10,9 @@
 //!   engine's choice (see the numerics notes in the parent module). Compiled only when the
 //!   build enables `relaxed-simd`, because such a module does not validate without it.
 
-use core::arch::wasm32::{f32x4_add, f32x4_mul, f32x4_splat, v128, v128_load, v128_store};
+use core::arch::wasm32::{
+    f32x4_add, f32x4_mul, f32x4_splat, v128, v128_load, v128_load32_splat, v128_store,
+};
 
 use super::driver::MicroKernel;
 use super::impl_gemm_kernel;
@@ -64,22 +66,23 @@ unsafe fn tile_rx8<M: MultiplyAdd, const R: usize>(
 ) {
     let zero = f32x4_splat(0.0);
     let mut acc = [[zero; 2]; R];
-    for p in 0..depth {
-        // Safety: p < depth, so `b + p * NR .. + NR` and `a + p * MR .. + MR` are inside the
-        // panels the caller vouches for; wasm loads need no alignment.
-        let (b0, b1, a_p) = unsafe {
-            let b_p = b.add(p * NR);
-            (
-                v128_load(b_p as *const v128),
-                v128_load(b_p.add(4) as *const v128),
-                a.add(p * R),
-            )
-        };
+    // Both panels are walked by bumped pointers, so every load of a step is at a constant
+    // offset from one of them: wasm `offset=` immediates that V8 folds into x64 addressing.
+    let (mut a_p, mut b_p) = (a, b);
+    for _ in 0..depth {
+        // Safety: `depth` steps of NR values at `b` and R at `a` are inside the panels the
+        // caller vouches for; wasm loads need no alignment.
+        let (b0, b1) = unsafe { (v128_load(b_p as *const v128), v128_load(b_p.add(4) as *const v128)) };
         for (i, acc_row) in acc.iter_mut().enumerate() {
-            // Safety: i < MR values of this step's A panel column.
-            let a_ip = f32x4_splat(unsafe { *a_p.add(i) });
+            // Safety: i < R values of this step's A panel column.
+            let a_ip = unsafe { v128_load32_splat(a_p.add(i) as *const u32) };
             acc_row[0] = M::madd(a_ip, b0, acc_row[0]);
             acc_row[1] = M::madd(a_ip, b1, acc_row[1]);
+        }
+        // Safety: one past the last step at most.
+        unsafe {
+            a_p = a_p.add(R);
+            b_p = b_p.add(NR);
         }
     }
     for (i, acc_row) in acc.iter_mut().enumerate() {
