@@ -9,7 +9,7 @@
 // Every --name value becomes the page's URL parameter name=value (see web/bench.js); what is
 // left out takes the page's default. The first line is the environment ({"kind":"environment"},
 // with each build's kernels), then one line per result
-// ({"kind":"gemm"|"block"|"model"|"memory", ...}). --report FILE also writes the whole
+// ({"kind":"peak"|"gemm"|"block"|"model"|"memory", ...}). --report FILE also writes the whole
 // report as JSON. Exits non-zero on a page error, a console error or a failed run.
 import { writeFile } from 'node:fs/promises';
 

@@ -7,6 +7,8 @@
 //   { type: 'gemm', m, n, k, prepacked, threads, repeat }
 //                                                   -> { ms: [..], macs, kernel }
 //     (prepacked: B packed ahead, so the run is the micro-kernel loop alone)
+//   { type: 'peak', repeat }                       -> { ms: [..], macs }
+//     (the build's SIMD multiply-add limit on one core, measured now)
 //   { type: 'memory', variant, mhsa, size, threads, frames, width, height }
 //                                                   -> { ms: [..], bytes: [..] } (after each frame)
 //   { type: 'block', kind, dim, grid, threads, repeat }
@@ -33,6 +35,9 @@ let glue = null;
 const blocks = new Map();
 const gemms = new Map();
 const detectors = new Map();
+
+/** Steps of the SIMD peak loop per run: 48 multiply-adds each, a few milliseconds in all. */
+const PEAK_ITERS = 1 << 20;
 
 /** Products this short are timed in batches: one run is below the clock's resolution. */
 const MIN_SAMPLE_MS = 1;
@@ -94,6 +99,19 @@ const handlers = {
     const ms = [];
     for (let i = 0; i < repeat; i++) ms.push(timeBatch(run));
     return { ms, settled, macs: gemm.macs(), kernel: gemm.kernel() };
+  },
+
+  peak({ repeat, settle }) {
+    let macs = 0;
+    const run = () => {
+      const start = performance.now();
+      macs = glue.simdPeak(PEAK_ITERS);
+      return performance.now() - start;
+    };
+    const settled = untimed(settle, run);
+    const ms = [];
+    for (let i = 0; i < repeat; i++) ms.push(run());
+    return { ms, settled, macs };
   },
 
   // The demo's whole path (RGBA frame -> letterbox -> model -> NMS) on one fixed frame, with

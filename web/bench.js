@@ -17,7 +17,9 @@
 //   gemm=1792x100x448,256x256x256  GEMM rows as MxNxK with each build's best kernel; 1|all for
 //                                  the default set, 0|none for none (the default). Each shape
 //                                  gives two rows: B packed in the call (as in the model) and
-//                                  B packed ahead (the micro-kernel loop alone)
+//                                  B packed ahead (the micro-kernel loop alone). With GEMM
+//                                  rows, each build's SIMD peak on one core is measured too
+//                                  (a "peak" row, timed in the same rounds)
 //   memory=500                     frames of the demo's whole path (RGBA frame, letterbox,
 //                                  model, NMS) at the first size, per build at the most
 //                                  threads, printing wasm memory after them (default 0: off)
@@ -30,7 +32,9 @@
 // round times every row once on every build, so a slow change of the machine's state (heat,
 // other tabs) hits all rows and builds alike. The weights are synthetic: latency does not
 // depend on weight values. `peak_pct` is GMAC/s over the SIMD128 limit per core (`peak`)
-// times the threads.
+// times the threads. `measured_peak_pct` is GMAC/s over the build's peak row of the same run
+// times the threads: on a shared machine, where other work slows every figure alike, it is
+// the steadier of the two.
 
 const $ = (id) => document.getElementById(id);
 
@@ -243,6 +247,7 @@ function summarise(ms, macs) {
 async function measure(settings, workers, progress) {
   const results = [];
   const jobs = [];
+  if (settings.gemms.length) jobs.push({ kind: 'peak' });
   for (const g of settings.gemms) {
     for (const bPacked of ['per call', 'ahead']) jobs.push({ kind: 'gemm', ...g, bPacked });
   }
@@ -254,7 +259,8 @@ async function measure(settings, workers, progress) {
   }
   const plan = [];
   for (const job of jobs) {
-    for (const threads of settings.threads) {
+    // The peak is a one-core figure.
+    for (const threads of job.kind === 'peak' ? [1] : settings.threads) {
       const builds = workers.filter((w) => w.build !== 'single' || threads === 1);
       if (builds.length) plan.push({ job, threads, builds });
     }
@@ -294,7 +300,11 @@ async function measure(settings, workers, progress) {
   for (const { job, threads, builds, samples } of entries) {
     for (const w of builds) {
       const { ms, settled, backboneMs, profiles, last } = samples.get(w.build);
-      if (job.kind === 'gemm') {
+      if (job.kind === 'peak') {
+        results.push({
+          kind: 'peak', kernel: 'peak', build: w.build, threads, runs: ms.length, settled, ...summarise(ms, last.macs),
+        });
+      } else if (job.kind === 'gemm') {
         results.push({
           kind: 'gemm', kernel: last.kernel, m: job.m, n: job.n, k: job.k, b_packed: job.bPacked,
           build: w.build, threads, runs: ms.length, settled, ...summarise(ms, last.macs),
@@ -319,6 +329,12 @@ async function measure(settings, workers, progress) {
     }
   }
   for (const row of results) row.peak_pct = round((100 * row.gmac_per_s) / (settings.peak * row.threads), 1);
+  for (const row of results) {
+    const peak = results.find((r) => r.kind === 'peak' && r.build === row.build);
+    row.measured_peak_pct = peak && row.kind !== 'peak'
+      ? round((100 * row.gmac_per_s) / (peak.gmac_per_s * row.threads), 1)
+      : null;
+  }
   // The MHSA/pool ratio on both rows of each pair.
   for (const row of results) {
     if (row.kind !== 'block') continue;
@@ -332,7 +348,7 @@ async function measure(settings, workers, progress) {
   progress(total, total, 'done');
   // Pool and MHSA rows of the same case, build and thread count next to each other.
   const buildOrder = (b) => Object.keys(BUILD_LABELS).indexOf(b);
-  const caseIndex = (r) => jobs.findIndex((j) => j.kind === r.kind && (r.kind === 'gemm'
+  const caseIndex = (r) => jobs.findIndex((j) => j.kind === r.kind && (r.kind === 'peak' || r.kind === 'gemm'
     ? j.m === r.m && j.n === r.n && j.k === r.k && j.bPacked === r.b_packed
     : r.kind === 'block'
       ? j.stage === r.stage && j.input === r.input
@@ -342,12 +358,14 @@ async function measure(settings, workers, progress) {
 }
 
 function jobLabel(job) {
+  if (job.kind === 'peak') return 'SIMD peak, one core';
   if (job.kind === 'gemm') return `GEMM ${job.m}x${job.n}x${job.k}, B packed ${job.bPacked}`;
   if (job.kind === 'block') return `${job.mixer} stage ${job.stage} (${job.dim} wide, grid ${job.grid})`;
   return `${job.variant}${job.mhsa === null ? '' : ` with ${job.mhsa} MHSA`} at ${job.size}`;
 }
 
 function jobMessage(job, threads) {
+  if (job.kind === 'peak') return { type: 'peak' };
   if (job.kind === 'gemm') {
     return { type: 'gemm', m: job.m, n: job.n, k: job.k, prepacked: job.bPacked === 'ahead', threads };
   }
@@ -391,7 +409,7 @@ async function measureMemory(settings, workers, progress) {
 
 const CSV_COLUMNS = [
   'kind', 'kernel', 'm', 'n', 'k', 'b_packed', 'mixer', 'stage', 'dim', 'input', 'grid', 'variant', 'mhsa', 'size', 'build',
-  'threads', 'runs', 'median_ms', 'p95_ms', 'gmac', 'gmac_per_s', 'peak_pct', 'mhsa_pool_ratio', 'mhsa_pool_mac_ratio',
+  'threads', 'runs', 'median_ms', 'p95_ms', 'gmac', 'gmac_per_s', 'peak_pct', 'measured_peak_pct', 'mhsa_pool_ratio', 'mhsa_pool_mac_ratio',
   'backbone_gmac', 'backbone_mac_share', 'backbone_share', 'frames', 'wasm_mb_after_first', 'wasm_mb_end',
   'growth_after_10_mb',
 ];
@@ -406,6 +424,7 @@ function toCsv(results) {
 }
 
 function rowName(r) {
+  if (r.kind === 'peak') return 'SIMD peak (one core)';
   if (r.kind === 'gemm') return `GEMM ${r.m}×${r.n}×${r.k} (${r.kernel}, B ${r.b_packed})`;
   return r.kind === 'block'
     ? `${r.mixer === 'meta3d' ? 'MHSA' : 'pool'} s${r.stage} ${r.dim}×${r.grid}²`
@@ -424,14 +443,15 @@ function fmt(x, digits = 2) {
 }
 
 function renderTables(results) {
-  const gemms = results.filter((r) => r.kind === 'gemm');
+  const gemms = results.filter((r) => r.kind === 'peak' || r.kind === 'gemm');
   const blocks = results.filter((r) => r.kind === 'block');
   const models = results.filter((r) => r.kind === 'model');
   const memory = results.filter((r) => r.kind === 'memory');
-  $('gemm-rows').replaceChildren(...gemms.map((r) => el('tr', {},
-    el('td', {}, `${r.m}×${r.n}×${r.k}`), el('td', {}, r.b_packed), el('td', {}, r.kernel), el('td', {}, r.build), el('td', {}, String(r.threads)),
+  $('gemm-rows').replaceChildren(...gemms.map((r) => el('tr', { 'data-kind': r.kind },
+    el('td', {}, r.kind === 'peak' ? 'SIMD peak' : `${r.m}×${r.n}×${r.k}`), el('td', {}, r.b_packed ?? '–'),
+    el('td', {}, r.kernel), el('td', {}, r.build), el('td', {}, String(r.threads)),
     el('td', {}, fmt(r.median_ms, 3)), el('td', {}, fmt(r.gmac_per_s, 1)), el('td', {}, fmt(r.gmac_per_s / r.threads, 1)),
-    el('td', {}, fmt(r.peak_pct, 1)))));
+    el('td', {}, fmt(r.peak_pct, 1)), el('td', {}, fmt(r.measured_peak_pct, 1)))));
   $('gemm-results').hidden = gemms.length === 0;
   $('memory-rows').replaceChildren(...memory.map((r) => el('tr', {},
     el('td', {}, r.variant.toUpperCase()), el('td', {}, String(r.size)), el('td', {}, r.frame), el('td', {}, r.build),

@@ -331,6 +331,16 @@ pub fn gemm_kernels() -> String {
     serde_json::json!(bench::kernel_names()).to_string()
 }
 
+/// One run of this build's SIMD peak loop ([`bench::simd_peak_chains`]): `iters` steps of
+/// twelve independent multiply-add chains on one core. Returns the multiply-adds done; the
+/// caller times the call, as it times a GEMM, so both figures see the same machine state.
+#[wasm_bindgen(js_name = simdPeak)]
+pub fn simd_peak(iters: u32) -> Result<f64, JsError> {
+    bench::simd_peak_chains(iters as usize)
+        .map(|macs| macs as f64)
+        .map_err(js_error)
+}
+
 /// Bytes of linear memory the module holds now (wasm memory only grows, never shrinks).
 #[wasm_bindgen(js_name = memoryBytes)]
 pub fn memory_bytes() -> f64 {

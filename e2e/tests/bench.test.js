@@ -94,7 +94,7 @@ test('8. benchmark page: pool and MHSA blocks and the model are timed, the ratio
   await bench.close();
 });
 
-test('8d. benchmark page: GEMM rows with % of peak, and the memory run', TIMEOUT, async () => {
+test('8d. benchmark page: GEMM rows with % of the nominal and the measured peak, and the memory run', TIMEOUT, async () => {
   const query = 'threads=1,2&runs=3&warmup=1&settle=2&blocks=none&models=l1:1&sizes=256&gemm=64x200x48,33x17x9&memory=12&run=1';
   const bench = await openPage(browser, `${server.url}bench.html?${query}`);
   const { page } = bench;
@@ -108,6 +108,12 @@ test('8d. benchmark page: GEMM rows with % of peak, and the memory run', TIMEOUT
   for (const [build, info] of Object.entries(report.buildInfo)) {
     assert.ok(info.kernels.includes('scalar'), `${build}: kernels ${info.kernels}`);
   }
+  // One SIMD peak row per build, on one core, timed like the others.
+  const peaks = report.results.filter((r) => r.kind === 'peak');
+  assert.deepEqual(peaks.map((r) => r.build).sort(), Object.keys(report.buildInfo).sort());
+  for (const r of peaks) {
+    assert.ok(r.threads === 1 && r.runs === 3 && r.gmac_per_s > 0 && r.measured_peak_pct === null, JSON.stringify(r));
+  }
   const gemms = report.results.filter((r) => r.kind === 'gemm');
   // Two shapes, each with B packed per call and ahead, per build and thread count of a model row.
   assert.equal(gemms.length, 4 * report.results.filter((r) => r.kind === 'model').length);
@@ -118,6 +124,9 @@ test('8d. benchmark page: GEMM rows with % of peak, and the memory run', TIMEOUT
     assert.equal(r.gmac, Number(((r.m * r.n * r.k) / 1e9).toPrecision(4)), `${r.m}x${r.n}x${r.k}: GMAC`);
     const pct = (100 * r.gmac_per_s) / (28.6 * r.threads);
     assert.ok(Math.abs(r.peak_pct - pct) <= 0.1, `peak_pct ${r.peak_pct}, expected ${pct}`);
+    const peak = peaks.find((p) => p.build === r.build);
+    const measured = (100 * r.gmac_per_s) / (peak.gmac_per_s * r.threads);
+    assert.ok(Math.abs(r.measured_peak_pct - measured) <= 0.1, `measured_peak_pct ${r.measured_peak_pct}, expected ${measured}`);
   }
   const memory = report.results.filter((r) => r.kind === 'memory');
   assert.deepEqual(memory.map((r) => r.build).sort(), Object.keys(report.buildInfo).sort());
@@ -130,6 +139,8 @@ test('8d. benchmark page: GEMM rows with % of peak, and the memory run', TIMEOUT
   assert.ok(await page.isVisible('#memory-rows'), 'the memory table is not shown');
   const csv = parseCsv(await downloaded(page, '#download-csv'));
   assert.ok(csv.some((row) => row.kind === 'gemm' && Number(row.peak_pct) > 0), 'GEMM rows in the CSV');
+  assert.ok(csv.some((row) => row.kind === 'gemm' && Number(row.measured_peak_pct) > 0), 'measured peak % in the CSV');
+  assert.equal(await page.$$eval('#gemm-rows tr[data-kind="peak"]', (rows) => rows.length), peaks.length);
   bench.assertClean();
   await bench.close();
 });
