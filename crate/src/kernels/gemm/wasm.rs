@@ -68,11 +68,18 @@ unsafe fn tile_rx8<M: MultiplyAdd, const R: usize>(
     let mut acc = [[zero; 2]; R];
     // Both panels are walked by bumped pointers, so every load of a step is at a constant
     // offset from one of them: wasm `offset=` immediates that V8 folds into x64 addressing.
+    // The wasm builds turn off LLVM's loop strength reduction (`pkg/build.sh`), which would
+    // fold the two pointers into one counter plus an `i32.add` per load.
     let (mut a_p, mut b_p) = (a, b);
     for _ in 0..depth {
         // Safety: `depth` steps of NR values at `b` and R at `a` are inside the panels the
         // caller vouches for; wasm loads need no alignment.
-        let (b0, b1) = unsafe { (v128_load(b_p as *const v128), v128_load(b_p.add(4) as *const v128)) };
+        let (b0, b1) = unsafe {
+            (
+                v128_load(b_p as *const v128),
+                v128_load(b_p.add(4) as *const v128),
+            )
+        };
         for (i, acc_row) in acc.iter_mut().enumerate() {
             // Safety: i < R values of this step's A panel column.
             let a_ip = unsafe { v128_load32_splat(a_p.add(i) as *const u32) };
