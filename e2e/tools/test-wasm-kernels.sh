@@ -38,6 +38,7 @@ for flavour in "${flavours[@]}"; do
   esac
   echo "test-wasm-kernels: wasm32-wasip1, $features, in Wasmtime"
   # One target directory per flavour, so switching flavours does not rebuild everything.
+  # The codegen flag is pkg/build.sh's `codegen`: the tests build the kernels as the page does.
   CARGO_TARGET_DIR=$target_root/wasip1-$flavour \
   CARGO_TARGET_WASM32_WASIP1_RUSTFLAGS="-C target-feature=$features -C llvm-args=-disable-lsr" \
   CARGO_TARGET_WASM32_WASIP1_RUNNER="$venv/bin/python $root/e2e/tools/wasi-run.py $runner_flags" \
