@@ -15,7 +15,8 @@ or every row of the table whose snapshot is found as MIRRORS/<owner>+<name>[/rep
 Each image is decoded, turned upright (EXIF), converted to RGB, shrunk so its long side is at
 most --max-side, and written as JPEG. Images whose short side is under --min-side are
 skipped. The evaluation set is protected: files named like an evaluation image, paths with
-`coco128` in them, and images whose 16x16 grey thumbnail is within --eval-threshold (mean
+`coco128` in them or a 12-digit COCO id of an evaluation image at the end of their name, and
+images whose 16x16 grey thumbnail is within --eval-threshold (mean
 absolute difference, 0-255) of an evaluation image's are dropped. Exact and near duplicates
 (thumbnail within --dup-threshold) of images already gathered under --root are dropped too;
 the thumbnails live in ROOT/.gather-state.npz. When there are more candidates than --cap,
@@ -59,6 +60,8 @@ class State:
         if not files:
             raise SystemExit(f"{eval_dir}: no evaluation images there (--eval-dir)")
         self.eval_names = {p.name.lower() for p in files}
+        # COCO ids: the same picture is also shipped as COCO_train2014_000000000009.jpg etc.
+        self.eval_ids = {p.stem for p in files if p.stem.isdigit() and len(p.stem) == 12}
         ev = []
         for p in files:
             with Image.open(p) as im:
@@ -110,7 +113,9 @@ def gather(gitdir: Path, folder: str, include: str, exclude: str | None, cap: in
             continue
         if not rx.search(path) or (ex and ex.search(path)):
             continue
-        if "coco128" in path.lower() or Path(path).name.lower() in state.eval_names:
+        stem = Path(path).stem
+        if ("coco128" in path.lower() or Path(path).name.lower() in state.eval_names
+                or stem[-12:] in state.eval_ids):
             continue
         if not 3000 <= int(size) < MAX_BLOB:
             continue

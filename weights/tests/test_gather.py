@@ -38,6 +38,7 @@ def test_gather_resizes_skips_small_and_protects_the_eval_set(tmp_path):
     picture(6, (120, 90)).save(repo / "photos" / "tiny.jpg", quality=95)       # short side < 160
     picture(100).save(repo / "photos" / "000000000009.jpg", quality=95)        # an eval file name
     picture(101).save(repo / "photos" / "renamed.jpg", quality=90)             # an eval image, renamed
+    picture(8).save(repo / "photos" / "COCO_train2014_000000000025.jpg")      # an eval id
     picture(2).save(repo / "photos" / "p2_copy.png")                           # a near duplicate
     picture(7).save(repo / "other" / "q.jpg", quality=95)                      # not included
     git(repo, "init", "-q")
@@ -55,7 +56,7 @@ def test_gather_resizes_skips_small_and_protects_the_eval_set(tmp_path):
     for p in out:
         with Image.open(p) as im:
             assert im.format == "JPEG" and im.mode == "RGB" and max(im.size) == 320
-    assert not any("000000000009" in p.name or "renamed" in p.name for p in out)
+    assert not any("000000000" in p.name or "renamed" in p.name for p in out)
 
     # a second folder from the same snapshot: what is already gathered counts as a duplicate
     r = run(repo / ".git", "--folder", "again", "--include", "^photos/p[01]", "--root", root,
@@ -74,3 +75,29 @@ def test_gather_refuses_what_is_not_a_git_directory(tmp_path):
     r = run(tmp_path, "--folder", "x", "--root", tmp_path / "images",
             "--eval-dir", tmp_path)
     assert r.returncode != 0 and "no git directory" in r.stderr
+
+
+def test_gather_rebuilds_the_rows_of_a_sources_table(tmp_path):
+    eval_dir = tmp_path / "eval"
+    eval_dir.mkdir()
+    picture(100).save(eval_dir / "000000000009.jpg")
+    repo = tmp_path / "mirrors" / "someone+photos" / "repo"
+    (repo / "a").mkdir(parents=True)
+    for i in range(4):
+        picture(i).save(repo / "a" / f"p{i}.jpg")
+    picture(9).save(repo / "a" / "skip_me.jpg")
+    git(repo, "init", "-q")
+    git(repo, "add", ".")
+    git(repo, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "x")
+    table = tmp_path / "sources.tsv"
+    table.write_text(
+        "# comment\n"
+        "folder\trepository\tcommit\tinclude\texclude\tcap\timages\tlicence\tdescription\n"
+        "pics\tsomeone/photos\tHEAD\t^a/\tskip\t0\t4\tnone\ttest\n"
+        "gone\tnobody/absent\tHEAD\t^a/\t-\t0\t1\tnone\tnot fetched\n")
+    root = tmp_path / "images"
+    r = run("--sources", table, "--mirrors", tmp_path / "mirrors", "--root", root, "--eval-dir", eval_dir)
+    assert r.returncode == 0, r.stderr
+    assert "pics: " in r.stdout and "'kept': 4" in r.stdout
+    assert "gone: no snapshot of nobody/absent" in r.stderr
+    assert sorted(p.name for p in (root / "pics").iterdir()) == [f"a_p{i}.jpg" for i in range(4)]
