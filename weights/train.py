@@ -32,6 +32,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import math
 import os
 import queue
 import random
@@ -121,6 +122,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--clip", type=float, default=10.0, help="gradient-norm clip")
     p.add_argument("--ema-decay", type=float, default=0.9999)
     p.add_argument("--ema-tau", type=float, default=2000)
+    p.add_argument("--ema-updates", type=int, default=None,
+                   help="set the EMA's update count at the start of this run (one-off): a large "
+                        "value gives the full --ema-decay at once, e.g. for an EMA that starts "
+                        "from --init-weights that are already an average")
     p.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=True,
                    help="bfloat16 autocast")
     p.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=True)
@@ -188,7 +193,7 @@ def parse_args(argv=None):
             raise SystemExit(f"{path} is not a training checkpoint")
         saved = dict(ckpt["args"])
         for k in ("resume", "stop_after", "no_save", "rescan", "minutes", "init_weights",
-                  "export_dir", "adopt"):
+                  "export_dir", "adopt", "ema_updates"):
             saved.pop(k, None)
         for k in ("workdir", "labels", "teacher", "eval_data", "classes", "pack"):
             if saved.get(k) is not None:
@@ -497,6 +502,10 @@ def main(argv=None):
         np.random.seed(args.seed)
         images = args.start_images
         args.rewarm_start = images if args.init_weights else None
+    if args.ema_updates is not None:
+        ema.updates = args.ema_updates
+        say(f"EMA update count set to {ema.updates} (decay now "
+            f"{args.ema_decay * (1 - math.exp(-ema.updates / args.ema_tau)):.6f})")
     nparams = sum(p.numel() for p in model.parameters())
     say(f"student: {nparams / 1e6:.2f} M parameters, size {args.size}, batch {args.batch}, "
         f"bf16 {args.bf16}, channels_last {args.channels_last}, layer-scale init {args.layer_scale}")

@@ -138,6 +138,14 @@ def test_burst_from_weights_on_a_pack_then_adopted(tmp_path):
     lrs = [float(r["lr"]) for r in rows]
     assert 0 < lrs[2] < lrs[3] and lrs[2] < lrs[1]
 
+    # --ema-updates sets the EMA's count once; the next resume goes on counting from there
+    _run(tmp_path, "kept", "--resume", "--ema-updates", "50000", "--stop-after", "4", "--lr", "0")
+    ckpt = torch.load(tmp_path / "kept" / "ckpt" / "last.pt", map_location="cpu", weights_only=False)
+    assert ckpt["ema_updates"] == 50002
+    _run(tmp_path, "kept", "--resume", "--stop-after", "4", "--lr", "0")
+    ckpt = torch.load(tmp_path / "kept" / "ckpt" / "last.pt", map_location="cpu", weights_only=False)
+    assert ckpt["ema_updates"] == 50004
+
 
 def test_pack_run_keeps_its_labels_at_checkpoints(tmp_path):
     """A label cache at --labels is for folder runs: a run on a pack keeps the pack's labels
