@@ -130,6 +130,8 @@ def gather(gitdir: Path, folder: str, include: str, exclude: str | None, cap: in
                  duplicate=0, eval_near=0)
     hashes = set(state.hashes.tolist())
     new_t, new_h = [], []
+    # thumbnails kept so far, in a buffer filled in place (not re-stacked for every image)
+    kept_t = np.empty((len(cands[::stride]), 16, 16), np.float32)
     cat = subprocess.Popen(["git", "--git-dir", str(gitdir), "cat-file", "--batch"],
                            stdin=subprocess.PIPE, stdout=subprocess.PIPE)
     try:
@@ -161,10 +163,11 @@ def gather(gitdir: Path, folder: str, include: str, exclude: str | None, cap: in
             if np.abs(state.eval - t).mean(axis=(1, 2)).min() < args.eval_threshold:
                 stats["eval_near"] += 1
                 continue
-            seen = np.concatenate([state.thumbs, np.stack(new_t)]) if new_t else state.thumbs
-            if len(seen) and np.abs(seen - t).mean(axis=(1, 2)).min() < args.dup_threshold:
+            if any(len(seen) and np.abs(seen - t).mean(axis=(1, 2)).min() < args.dup_threshold
+                   for seen in (state.thumbs, kept_t[:len(new_t)])):
                 stats["duplicate"] += 1
                 continue
+            kept_t[len(new_t)] = t
             hashes.add(digest)
             new_t.append(t)
             new_h.append(digest)

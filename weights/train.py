@@ -32,7 +32,6 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import math
 import os
 import queue
 import random
@@ -504,8 +503,7 @@ def main(argv=None):
         args.rewarm_start = images if args.init_weights else None
     if args.ema_updates is not None:
         ema.updates = args.ema_updates
-        say(f"EMA update count set to {ema.updates} (decay now "
-            f"{args.ema_decay * (1 - math.exp(-ema.updates / args.ema_tau)):.6f})")
+        say(f"EMA update count set to {ema.updates} (decay now {ema.current_decay():.6f})")
     nparams = sum(p.numel() for p in model.parameters())
     say(f"student: {nparams / 1e6:.2f} M parameters, size {args.size}, batch {args.batch}, "
         f"bf16 {args.bf16}, channels_last {args.channels_last}, layer-scale init {args.layer_scale}")

@@ -77,10 +77,13 @@ class ModelEMA:
                 model_t.append(msd[k])
         return ema_t, model_t
 
+    def current_decay(self) -> float:
+        return self.decay * (1 - math.exp(-self.updates / self.tau))
+
     @torch.no_grad()
     def update(self, model: nn.Module) -> None:
         self.updates += 1
-        d = self.decay * (1 - math.exp(-self.updates / self.tau))
+        d = self.current_decay()
         if self._pairs is None:
             self._pairs = self._float_pairs(model)
         ema_t, model_t = self._pairs
