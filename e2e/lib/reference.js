@@ -16,25 +16,28 @@ export async function cliDetections(image, conf) {
 }
 
 /**
- * A confidence threshold that sits in the widest gap between the scores of `lists` (the
- * page's and the CLI's at a low threshold), so that the tiny numeric differences between
- * the two cannot move a box across it. With synthetic weights it keeps a handful of boxes;
- * with trained ones it stays near the usual 0.25.
+ * A confidence threshold in the widest gap between the scores of `lists` (the page's and the
+ * CLI's at a low threshold), so that the tiny numeric differences between the two cannot move
+ * a box across it. The threshold is the middle of the part of a gap that lies in the allowed
+ * range, and gaps are ranked by the margin it leaves to the nearest score. With synthetic
+ * weights it keeps a handful of boxes; with trained ones it stays between 0.15 and 0.45.
  */
 export function pickThreshold(...lists) {
   const scores = lists.flat().map((d) => d.score).sort((a, b) => b - a);
   const [fewest, most, lowest, highest] = trainedWeights ? [1, 100, 0.15, 0.45] : [3, 12, 0, 1];
   let best = null;
   for (let i = 0; i + 1 < scores.length; i++) {
-    const threshold = (scores[i] + scores[i + 1]) / 2;
+    const lo = Math.max(scores[i + 1], lowest);
+    const hi = Math.min(scores[i], highest);
+    if (!(lo < hi)) continue;
+    const threshold = (lo + hi) / 2;
     const kept = lists.map((l) => l.filter((d) => d.score > threshold).length);
     if (Math.min(...kept) < fewest || Math.max(...kept) > most) continue;
-    if (threshold < lowest || threshold > highest) continue;
-    const gap = scores[i] - scores[i + 1];
-    if (!best || gap > best.gap) best = { threshold, gap };
+    const margin = Math.min(threshold - scores[i + 1], scores[i] - threshold);
+    if (!best || margin > best.margin) best = { threshold, margin };
   }
   assert.ok(best, `no usable threshold among ${scores.length} scores`);
-  assert.ok(best.gap > 0, 'the widest score gap is empty');
+  assert.ok(best.margin > 1e-3, `the widest score gap leaves a margin of only ${best.margin}`);
   return Number(best.threshold.toPrecision(8));
 }
 
