@@ -79,9 +79,9 @@ class State:
         keep = self.folders != folder
         self.thumbs, self.hashes, self.folders = self.thumbs[keep], self.hashes[keep], self.folders[keep]
 
-    def add(self, folder: str, thumbs: list, hashes: list) -> None:
-        if thumbs:
-            self.thumbs = np.concatenate([self.thumbs, np.stack(thumbs)])
+    def add(self, folder: str, thumbs: np.ndarray, hashes: list) -> None:
+        if hashes:
+            self.thumbs = np.concatenate([self.thumbs, thumbs])
             self.hashes = np.concatenate([self.hashes, np.array(hashes, dtype="<U32")])
             self.folders = np.concatenate([self.folders, np.array([folder] * len(hashes), dtype="<U64")])
 
@@ -129,8 +129,8 @@ def gather(gitdir: Path, folder: str, include: str, exclude: str | None, cap: in
     stats = dict(candidates=len(cands), stride=stride, kept=0, small=0, undecodable=0,
                  duplicate=0, eval_near=0)
     hashes = set(state.hashes.tolist())
-    new_t, new_h = [], []
-    # thumbnails kept so far, in a buffer filled in place (not re-stacked for every image)
+    new_h = []
+    # thumbnails of the images kept so far (new_h's order), filled in place, not re-stacked
     kept_t = np.empty((len(cands[::stride]), 16, 16), np.float32)
     cat = subprocess.Popen(["git", "--git-dir", str(gitdir), "cat-file", "--batch"],
                            stdin=subprocess.PIPE, stdout=subprocess.PIPE)
@@ -164,12 +164,11 @@ def gather(gitdir: Path, folder: str, include: str, exclude: str | None, cap: in
                 stats["eval_near"] += 1
                 continue
             if any(len(seen) and np.abs(seen - t).mean(axis=(1, 2)).min() < args.dup_threshold
-                   for seen in (state.thumbs, kept_t[:len(new_t)])):
+                   for seen in (state.thumbs, kept_t[:len(new_h)])):
                 stats["duplicate"] += 1
                 continue
-            kept_t[len(new_t)] = t
+            kept_t[len(new_h)] = t
             hashes.add(digest)
-            new_t.append(t)
             new_h.append(digest)
             name = re.sub(r"[^A-Za-z0-9._-]+", "_", str(Path(path).with_suffix("")))[-120:]
             im.save(out / f"{name}.jpg", "JPEG", quality=90)
@@ -177,7 +176,7 @@ def gather(gitdir: Path, folder: str, include: str, exclude: str | None, cap: in
     finally:
         cat.stdin.close()
         cat.wait()
-    state.add(folder, new_t, new_h)
+    state.add(folder, kept_t[:len(new_h)], new_h)
     state.save()
     return stats
 
