@@ -25,6 +25,11 @@ Example (run heavy jobs at low priority on shared machines)::
         --out /data/cache/labels
 
 ``--teachers-dir`` defaults to ``<repository>/../shared/data/teachers``.
+
+``--stats`` labels nothing: it prints what the cache in ``--out`` holds (images, boxes, and
+boxes per class at fused score >= ``--stats-score``) as JSON, e.g.::
+
+    python pseudo_label.py --out /data/cache/labels --stats --classes coco-classes.txt
 """
 
 from __future__ import annotations
@@ -69,9 +74,27 @@ def label_image(img: np.ndarray, teachers, args) -> dict:
             "members": np.minimum(fused.members[keep], 255)}
 
 
+def cache_stats(cache_dir: Path, min_score: float, classes: Path | None) -> dict:
+    """Images, boxes and per-class box counts (largest first) of a label cache."""
+    if not (Path(cache_dir) / "manifest.json").exists():
+        raise SystemExit(f"{cache_dir}: no label cache here (manifest.json missing)")
+    cache = LabelCache.load(cache_dir)
+    names = None
+    if classes is not None:
+        names = [ln.strip() for ln in classes.read_text().splitlines() if ln.strip()]
+    counts = cache.class_counts(min_score, len(names) if names else 80)
+    order = sorted(range(len(counts)), key=lambda i: (-counts[i], i))
+    return {"images": len(cache.entries),
+            "boxes": sum(e["n"] for e in cache.entries.values()),
+            "min_score": min_score, "boxes_at_min_score": int(counts.sum()),
+            "classes_under_100": int((counts < 100).sum()),
+            "classes_under_20": int((counts < 20).sum()),
+            "per_class": {(names[i] if names else str(i)): int(counts[i]) for i in order}}
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("folders", nargs="+", type=Path, help="image folders (searched recursively)")
+    p.add_argument("folders", nargs="*", type=Path, help="image folders (searched recursively)")
     p.add_argument("--out", type=Path, required=True, help="cache directory")
     p.add_argument("--teachers-dir", type=Path, default=DEFAULT_TEACHERS,
                    help="folder with yolov5n.onnx and yolox_nano.onnx (default: %(default)s)")
@@ -86,7 +109,18 @@ def main(argv=None):
     p.add_argument("--threads", type=int, default=2, help="onnxruntime intra-op threads")
     p.add_argument("--save-every", type=int, default=250, help="checkpoint interval (images)")
     p.add_argument("--limit", type=int, default=0, help="label at most this many new images")
+    p.add_argument("--stats", action="store_true",
+                   help="print what the cache holds and label nothing")
+    p.add_argument("--stats-score", type=float, default=0.25,
+                   help="score threshold of the per-class counts (default: %(default)s)")
+    p.add_argument("--classes", type=Path,
+                   help="class names, one per line, for --stats (default: class indices)")
     args = p.parse_args(argv)
+    if args.stats:
+        print(json.dumps(cache_stats(args.out, args.stats_score, args.classes), indent=1))
+        return
+    if not args.folders:
+        p.error("name at least one image folder (or use --stats)")
 
     teachers = build_teachers(args)
     settings = {"teachers": [t.describe() for t in teachers],

@@ -107,6 +107,18 @@ class LabelCache:
         """Yield ``(absolute image path, entry)`` in cache order."""
         yield from self.entries.items()
 
+    def class_counts(self, min_score: float = 0.0, num_classes: int = 80) -> np.ndarray:
+        """Boxes per class index (``num_classes`` long) over all images, counting boxes whose
+        fused score is at least ``min_score``; a class index outside the range is an error."""
+        counts = np.zeros(num_classes, np.int64)
+        for e in self.entries.values():
+            lab = e["labels"]
+            cls = lab["classes"][lab["scores"] >= min_score].astype(np.int64)
+            if cls.size and (cls.min() < 0 or cls.max() >= num_classes):
+                raise ValueError(f"class index {int(cls.max())} outside 0..{num_classes - 1}")
+            counts += np.bincount(cls, minlength=num_classes)
+        return counts
+
     def is_fresh(self, path: Path, key: dict) -> bool:
         e = self.entries.get(str(path))
         return e is not None and e["bytes"] == key["bytes"] and e["mtime_ns"] == key["mtime_ns"]

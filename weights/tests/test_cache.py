@@ -1,6 +1,7 @@
 """Pseudo-label cache: save, load, lookup and forgetting deleted images."""
 
 import numpy as np
+import pytest
 
 from effyolo_tools.cache import LabelCache, file_key
 
@@ -36,3 +37,48 @@ def test_round_trip_and_freshness(tmp_path):
     loaded.save(tmp_path / "cache")
     again = LabelCache.load(tmp_path / "cache")
     assert again.get(a) is None and again.get(b) is not None
+
+
+def test_class_counts_by_score(tmp_path):
+    root = tmp_path / "imgs"
+    root.mkdir()
+    a, b = root / "a.jpg", root / "b.jpg"
+    a.write_bytes(b"x")
+    b.write_bytes(b"y")
+    cache = LabelCache({"teachers": [{"name": "t1"}]})
+    cache.put(a, root, 8, 8, file_key(a), {
+        "boxes": np.zeros((3, 4)), "classes": np.array([0, 0, 2]),
+        "scores": np.array([0.9, 0.1, 0.3]), "teacher_scores": np.zeros((3, 1)),
+        "members": np.ones(3)})
+    cache.put(b, root, 8, 8, file_key(b), {
+        "boxes": np.zeros((1, 4)), "classes": np.array([2]), "scores": np.array([0.25]),
+        "teacher_scores": np.zeros((1, 1)), "members": np.ones(1)})
+    assert cache.class_counts(0.25, 3).tolist() == [1, 0, 2]
+    assert cache.class_counts(0.0, 3).tolist() == [2, 0, 2]
+    with pytest.raises(ValueError, match="outside"):
+        cache.class_counts(0.0, 2)
+
+
+def test_pseudo_label_stats_prints_named_counts(tmp_path, capsys):
+    import json
+
+    from pseudo_label import main
+
+    root = tmp_path / "imgs"
+    root.mkdir()
+    a = root / "a.jpg"
+    a.write_bytes(b"x")
+    cache = LabelCache({"teachers": [{"name": "t1"}]})
+    cache.put(a, root, 8, 8, file_key(a), {
+        "boxes": np.zeros((3, 4)), "classes": np.array([1, 1, 0]),
+        "scores": np.array([0.5, 0.6, 0.1]), "teacher_scores": np.zeros((3, 1)),
+        "members": np.ones(3)})
+    cache.save(tmp_path / "cache")
+    names = tmp_path / "names.txt"
+    names.write_text("cat\ndog\n")
+    main(["--out", str(tmp_path / "cache"), "--stats", "--classes", str(names)])
+    out = json.loads(capsys.readouterr().out)
+    assert out["images"] == 1 and out["boxes"] == 3 and out["boxes_at_min_score"] == 2
+    assert list(out["per_class"].items()) == [("dog", 2), ("cat", 0)]
+    with pytest.raises(SystemExit, match="no label cache"):
+        main(["--out", str(tmp_path / "absent"), "--stats"])
