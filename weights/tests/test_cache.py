@@ -39,20 +39,25 @@ def test_round_trip_and_freshness(tmp_path):
     assert again.get(a) is None and again.get(b) is not None
 
 
-def test_class_counts_by_score(tmp_path):
+
+def cache_with(tmp_path, images):
+    """A one-teacher cache of files under tmp_path/imgs: name -> (classes, scores)."""
     root = tmp_path / "imgs"
     root.mkdir()
-    a, b = root / "a.jpg", root / "b.jpg"
-    a.write_bytes(b"x")
-    b.write_bytes(b"y")
     cache = LabelCache({"teachers": [{"name": "t1"}]})
-    cache.put(a, root, 8, 8, file_key(a), {
-        "boxes": np.zeros((3, 4)), "classes": np.array([0, 0, 2]),
-        "scores": np.array([0.9, 0.1, 0.3]), "teacher_scores": np.zeros((3, 1)),
-        "members": np.ones(3)})
-    cache.put(b, root, 8, 8, file_key(b), {
-        "boxes": np.zeros((1, 4)), "classes": np.array([2]), "scores": np.array([0.25]),
-        "teacher_scores": np.zeros((1, 1)), "members": np.ones(1)})
+    for name, (classes, scores) in images.items():
+        f = root / name
+        f.write_bytes(name.encode())
+        n = len(classes)
+        cache.put(f, root, 8, 8, file_key(f), {
+            "boxes": np.zeros((n, 4)), "classes": np.array(classes), "scores": np.array(scores),
+            "teacher_scores": np.zeros((n, 1)), "members": np.ones(n)})
+    return cache
+
+
+def test_class_counts_by_score(tmp_path):
+    cache = cache_with(tmp_path, {"a.jpg": ([0, 0, 2], [0.9, 0.1, 0.3]),
+                                  "b.jpg": ([2], [0.25])})
     assert cache.class_counts(0.25, 3).tolist() == [1, 0, 2]
     assert cache.class_counts(0.0, 3).tolist() == [2, 0, 2]
     with pytest.raises(ValueError, match="outside"):
@@ -64,16 +69,7 @@ def test_pseudo_label_stats_prints_named_counts(tmp_path, capsys):
 
     from pseudo_label import main
 
-    root = tmp_path / "imgs"
-    root.mkdir()
-    a = root / "a.jpg"
-    a.write_bytes(b"x")
-    cache = LabelCache({"teachers": [{"name": "t1"}]})
-    cache.put(a, root, 8, 8, file_key(a), {
-        "boxes": np.zeros((3, 4)), "classes": np.array([1, 1, 0]),
-        "scores": np.array([0.5, 0.6, 0.1]), "teacher_scores": np.zeros((3, 1)),
-        "members": np.ones(3)})
-    cache.save(tmp_path / "cache")
+    cache_with(tmp_path, {"a.jpg": ([1, 1, 0], [0.5, 0.6, 0.1])}).save(tmp_path / "cache")
     names = tmp_path / "names.txt"
     names.write_text("cat\ndog\n")
     main(["--out", str(tmp_path / "cache"), "--stats", "--classes", str(names)])
