@@ -114,8 +114,9 @@ class LabelCache:
         for e in self.entries.values():
             lab = e["labels"]
             cls = lab["classes"][lab["scores"] >= min_score].astype(np.int64)
-            if cls.size and (cls.min() < 0 or cls.max() >= num_classes):
-                raise ValueError(f"class index {int(cls.max())} outside 0..{num_classes - 1}")
+            bad = cls[(cls < 0) | (cls >= num_classes)]
+            if bad.size:
+                raise ValueError(f"class index {int(bad[0])} outside 0..{num_classes - 1}")
             counts += np.bincount(cls, minlength=num_classes)
         return counts
 
