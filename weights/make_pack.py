@@ -25,6 +25,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from effyolo_tools.cache import LabelCache  # noqa: E402
+from effyolo_tools.labels import read_class_names  # noqa: E402
 from effyolo_train.data import ImagePool, repeat_factors, to_labels  # noqa: E402
 from effyolo_train.pack import encode_image, write_pack  # noqa: E402
 
@@ -87,7 +88,7 @@ def main(argv=None):
         packed_labels.append(None if lab is None else
                              {"boxes": lab.boxes, "classes": lab.classes, "scores": lab.weights})
         size += len(jpeg)
-    class_names = [ln.strip() for ln in args.classes.read_text().splitlines() if ln.strip()]
+    class_names = read_class_names(args.classes)
     meta = {"max_side": args.max_side, "quality": args.quality, "min_score": args.min_score,
             "class_names": class_names,
             "sources": dict(Counter(n.split("/")[0] for n in names)),

@@ -43,8 +43,9 @@ from pathlib import Path
 
 import numpy as np
 
-from effyolo_tools.cache import LabelCache, file_key
+from effyolo_tools.cache import MANIFEST, LabelCache, file_key
 from effyolo_tools.images import iter_images, load_bgr
+from effyolo_tools.labels import read_class_names
 from effyolo_tools.teachers import YoloV5Teacher, YoloXTeacher
 from effyolo_tools.wbf import weighted_boxes_fusion
 
@@ -76,16 +77,14 @@ def label_image(img: np.ndarray, teachers, args) -> dict:
 
 def cache_stats(cache_dir: Path, min_score: float, classes: Path | None) -> dict:
     """Images, boxes and per-class box counts (largest first) of a label cache."""
-    if not (Path(cache_dir) / "manifest.json").exists():
-        raise SystemExit(f"{cache_dir}: no label cache here (manifest.json missing)")
+    if not (Path(cache_dir) / MANIFEST).exists():
+        raise SystemExit(f"{cache_dir}: no label cache here ({MANIFEST} missing)")
     cache = LabelCache.load(cache_dir)
-    names = None
-    if classes is not None:
-        names = [ln.strip() for ln in classes.read_text().splitlines() if ln.strip()]
+    names = read_class_names(classes) if classes is not None else None
     counts = cache.class_counts(min_score, len(names) if names else 80)
     order = sorted(range(len(counts)), key=lambda i: (-counts[i], i))
     return {"images": len(cache.entries),
-            "boxes": sum(e["n"] for e in cache.entries.values()),
+            "boxes": cache.num_boxes(),
             "min_score": min_score, "boxes_at_min_score": int(counts.sum()),
             "classes_under_100": int((counts < 100).sum()),
             "classes_under_20": int((counts < 20).sum()),
@@ -176,9 +175,8 @@ def main(argv=None):
                           "dropped": dropped, "seconds": round(elapsed, 1),
                           "seconds_per_image": round(elapsed / max(done, 1), 4)}}
     cache.save(args.out, extra=stats)
-    n_boxes = sum(e["n"] for e in cache.entries.values())
     print(json.dumps({**stats["last_run"], "images_in_cache": len(cache.entries),
-                      "boxes_in_cache": n_boxes}))
+                      "boxes_in_cache": cache.num_boxes()}))
 
 
 if __name__ == "__main__":

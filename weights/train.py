@@ -50,6 +50,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from effyolo_ref.model import (DEFAULT_ANCHORS, STRIDES, DetectorConfig, EffYolo,  # noqa: E402
                                resample_attention_bias)
+from effyolo_tools.labels import read_class_names  # noqa: E402
 from effyolo_train.data import AugConfig, BatchMaker, ImagePool, label_stamp  # noqa: E402
 from effyolo_train.engine import (ModelEMA, atomic_save, init_student, learning_rate,  # noqa: E402
                                   param_groups)
@@ -447,7 +448,7 @@ def main(argv=None):
     if pool.pack_meta is not None:
         class_names = list(pool.pack_meta["class_names"])
     else:
-        class_names = [ln.strip() for ln in Path(args.classes).read_text().splitlines() if ln.strip()]
+        class_names = read_class_names(args.classes)
     cfg = DetectorConfig.for_variant("l1", class_names=class_names, train_size=(args.size, args.size))
     torch.manual_seed(args.seed)
     model = EffYolo(cfg)

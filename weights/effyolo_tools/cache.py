@@ -107,6 +107,10 @@ class LabelCache:
         """Yield ``(absolute image path, entry)`` in cache order."""
         yield from self.entries.items()
 
+    def num_boxes(self) -> int:
+        """Boxes over all images."""
+        return sum(e["n"] for e in self.entries.values())
+
     def class_counts(self, min_score: float = 0.0, num_classes: int = 80) -> np.ndarray:
         """Boxes per class index (``num_classes`` long) over all images, counting boxes whose
         fused score is at least ``min_score``; a class index outside the range is an error."""

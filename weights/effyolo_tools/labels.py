@@ -14,6 +14,11 @@ import numpy as np
 from .boxes import xywh_to_xyxy
 
 
+def read_class_names(path: Path) -> list[str]:
+    """Class names from a text file, one per line (blank lines skipped)."""
+    return [ln.strip() for ln in Path(path).read_text().splitlines() if ln.strip()]
+
+
 def label_path_for(image_path: Path) -> Path:
     """Map ``.../images/x/y.jpg`` to ``.../labels/x/y.txt`` (last ``images`` component)."""
     parts = list(image_path.parts)

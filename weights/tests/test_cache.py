@@ -39,7 +39,6 @@ def test_round_trip_and_freshness(tmp_path):
     assert again.get(a) is None and again.get(b) is not None
 
 
-
 def cache_with(tmp_path, images):
     """A one-teacher cache of files under tmp_path/imgs: name -> (classes, scores)."""
     root = tmp_path / "imgs"
