@@ -208,3 +208,15 @@ def test_missing_cuda_device_is_refused(tmp_path):
     with pytest.raises(SystemExit, match="no CUDA device"):
         train.main([str(folder), "--labels", str(labels), "--no-distill", "--size", "64",
                     "--workdir", str(tmp_path / "w"), "--device", "cuda", "--stop-after", "2"])
+
+
+def test_bf16_warning_reads_cpu_flags():
+    from train import cpu_lacks_native_bf16
+    avx2 = "processor\t: 0\nflags\t\t: fpu sse2 avx avx2 fma f16c\n"
+    bf16 = "flags\t\t: fpu sse2 avx2 avx512f avx512_bf16\n"
+    amx = "flags\t\t: fpu sse2 avx2 avx512f amx_bf16 amx_tile\n"
+    assert cpu_lacks_native_bf16(avx2)
+    assert not cpu_lacks_native_bf16(bf16)
+    assert not cpu_lacks_native_bf16(amx)
+    assert not cpu_lacks_native_bf16("Features\t: fp asimd bf16\n")   # not x86: nothing said
+    assert not cpu_lacks_native_bf16("")
