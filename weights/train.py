@@ -126,8 +126,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="set the EMA's update count at the start of this run (one-off): a large "
                         "value gives the full --ema-decay at once, e.g. for an EMA that starts "
                         "from --init-weights that are already an average")
-    p.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=True,
-                   help="bfloat16 autocast")
+    p.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=None,
+                   help="bfloat16 autocast (default: on for CUDA and for a CPU with bfloat16 "
+                        "instructions, float32 elsewhere); chosen afresh by each start, so "
+                        "--resume does not carry it over")
     p.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=True)
     p.add_argument("--device", default="cpu",
                    help="where the student trains: cpu, cuda, cuda:N (augmentation and the "
@@ -193,7 +195,7 @@ def parse_args(argv=None):
             raise SystemExit(f"{path} is not a training checkpoint")
         saved = dict(ckpt["args"])
         for k in ("resume", "stop_after", "no_save", "rescan", "minutes", "init_weights",
-                  "export_dir", "adopt", "ema_updates"):
+                  "export_dir", "adopt", "ema_updates", "bf16"):
             saved.pop(k, None)
         for k in ("workdir", "labels", "teacher", "eval_data", "classes", "pack"):
             if saved.get(k) is not None:
@@ -399,22 +401,35 @@ def yield_to_foreground():
         pass   # no autogroup support: the process nice value is what counts
 
 
-def cpu_lacks_native_bf16(cpuinfo: str | None = None) -> bool:
-    """True when /proc/cpuinfo (or the text given) shows an x86 CPU without bfloat16
-    instructions (avx512_bf16, amx_bf16). There, bfloat16 autocast falls back to slow
-    conversions: measured on an AVX2-only 2-core machine, 0.57 images/s against 6.85 in
-    float32. False when nothing can be told (no /proc/cpuinfo, not x86)."""
+def cpu_flags(cpuinfo: str | None = None) -> set[str]:
+    """The CPU feature flags of /proc/cpuinfo (or the text given): x86 "flags" and Arm
+    "Features" lines; empty when there is no such file."""
     if cpuinfo is None:
         try:
             with open("/proc/cpuinfo") as f:
                 cpuinfo = f.read()
         except OSError:
-            return False
+            return set()
     flags = set()
     for line in cpuinfo.splitlines():
-        if line.startswith("flags"):
+        if line.startswith(("flags", "Features")):
             flags.update(line.split(":", 1)[1].split())
-    if not flags or not ({"avx2", "sse2"} & flags):
+    return flags
+
+
+def cpu_has_native_bf16(cpuinfo: str | None = None) -> bool:
+    """True when the CPU has bfloat16 instructions that autocast can use: avx512_bf16 or
+    amx_bf16 on x86, bf16 on Arm. --bf16's default on the CPU."""
+    return bool({"avx512_bf16", "amx_bf16", "bf16"} & cpu_flags(cpuinfo))
+
+
+def cpu_lacks_native_bf16(cpuinfo: str | None = None) -> bool:
+    """True when /proc/cpuinfo (or the text given) shows an x86 CPU without bfloat16
+    instructions (avx512_bf16, amx_bf16). There, bfloat16 autocast falls back to slow
+    conversions: measured on an AVX2-only 2-core machine, 0.57 images/s against 6.85 in
+    float32. False when nothing can be told (no /proc/cpuinfo, not x86)."""
+    flags = cpu_flags(cpuinfo)
+    if not ({"avx2", "sse2"} & flags):
         return False
     return not ({"avx512_bf16", "amx_bf16"} & flags)
 
@@ -525,10 +540,12 @@ def main(argv=None):
     if args.ema_updates is not None:
         ema.updates = args.ema_updates
         say(f"EMA update count set to {ema.updates} (decay now {ema.current_decay():.6f})")
-    if args.bf16 and device.type == "cpu" and cpu_lacks_native_bf16():
-        say("warning: this CPU has no bfloat16 instructions (avx512_bf16, amx_bf16), so bf16 "
-            "autocast runs about ten times slower than float32 here; --no-bf16 (with --resume: "
-            "train.py --resume --no-bf16) trains in float32")
+    if args.bf16 is None:
+        args.bf16 = device.type == "cuda" or (device.type == "cpu" and cpu_has_native_bf16())
+    elif args.bf16 and device.type == "cpu" and cpu_lacks_native_bf16():
+        say("warning: --bf16 on a CPU without bfloat16 instructions (avx512_bf16, amx_bf16): "
+            "autocast runs about ten times slower than float32 here; without --bf16 it "
+            "trains in float32")
     nparams = sum(p.numel() for p in model.parameters())
     say(f"student: {nparams / 1e6:.2f} M parameters, size {args.size}, batch {args.batch}, "
         f"bf16 {args.bf16}, channels_last {args.channels_last}, layer-scale init {args.layer_scale}")

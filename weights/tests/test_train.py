@@ -210,13 +210,35 @@ def test_missing_cuda_device_is_refused(tmp_path):
                     "--workdir", str(tmp_path / "w"), "--device", "cuda", "--stop-after", "2"])
 
 
-def test_bf16_warning_reads_cpu_flags():
-    from train import cpu_lacks_native_bf16
+def test_bf16_default_and_warning_read_cpu_flags():
+    from train import cpu_has_native_bf16, cpu_lacks_native_bf16
     avx2 = "processor\t: 0\nflags\t\t: fpu sse2 avx avx2 fma f16c\n"
     bf16 = "flags\t\t: fpu sse2 avx2 avx512f avx512_bf16\n"
     amx = "flags\t\t: fpu sse2 avx2 avx512f amx_bf16 amx_tile\n"
-    assert cpu_lacks_native_bf16(avx2)
-    assert not cpu_lacks_native_bf16(bf16)
-    assert not cpu_lacks_native_bf16(amx)
-    assert not cpu_lacks_native_bf16("Features\t: fp asimd bf16\n")   # not x86: nothing said
-    assert not cpu_lacks_native_bf16("")
+    arm_bf16 = "Features\t: fp asimd bf16\n"
+    arm = "Features\t: fp asimd\n"
+    assert cpu_lacks_native_bf16(avx2) and not cpu_has_native_bf16(avx2)
+    assert not cpu_lacks_native_bf16(bf16) and cpu_has_native_bf16(bf16)
+    assert not cpu_lacks_native_bf16(amx) and cpu_has_native_bf16(amx)
+    assert not cpu_lacks_native_bf16(arm_bf16) and cpu_has_native_bf16(arm_bf16)
+    assert not cpu_lacks_native_bf16(arm) and not cpu_has_native_bf16(arm)   # not x86: no warning
+    assert not cpu_lacks_native_bf16("") and not cpu_has_native_bf16("")
+
+
+def test_resume_chooses_bf16_afresh(tmp_path):
+    """A checkpoint's bf16 setting belongs to the machine it was made on: --resume leaves it
+    to the default (or to --bf16 / --no-bf16 given now) and keeps the other arguments."""
+    import torch
+    import train
+
+    workdir = tmp_path / "w"
+    (workdir / "ckpt").mkdir(parents=True)
+    saved = vars(train.parse_args(["--workdir", str(workdir), "--size", "320", "--bf16"])[0])
+    assert saved["bf16"] is True
+    torch.save({"format": train.CKPT_FORMAT, "args": saved}, workdir / "ckpt" / "last.pt")
+    args, _ = train.parse_args(["--workdir", str(workdir), "--resume"])
+    assert args.bf16 is None and args.size == 320
+    args, _ = train.parse_args(["--workdir", str(workdir), "--resume", "--bf16"])
+    assert args.bf16 is True
+    args, _ = train.parse_args(["--workdir", str(workdir), "--resume", "--no-bf16"])
+    assert args.bf16 is False
