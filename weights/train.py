@@ -401,6 +401,10 @@ def yield_to_foreground():
         pass   # no autogroup support: the process nice value is what counts
 
 
+# CPU flags of bfloat16 instructions that autocast uses: x86 (AVX-512 BF16, AMX) and Arm.
+BF16_CPU_FLAGS = frozenset({"avx512_bf16", "amx_bf16", "bf16"})
+
+
 def cpu_flags(cpuinfo: str | None = None) -> set[str]:
     """The CPU feature flags of /proc/cpuinfo (or the text given): x86 "flags" and Arm
     "Features" lines; empty when there is no such file."""
@@ -420,7 +424,7 @@ def cpu_flags(cpuinfo: str | None = None) -> set[str]:
 def cpu_has_native_bf16(cpuinfo: str | None = None) -> bool:
     """True when the CPU has bfloat16 instructions that autocast can use: avx512_bf16 or
     amx_bf16 on x86, bf16 on Arm. --bf16's default on the CPU."""
-    return bool({"avx512_bf16", "amx_bf16", "bf16"} & cpu_flags(cpuinfo))
+    return bool(BF16_CPU_FLAGS & cpu_flags(cpuinfo))
 
 
 def cpu_lacks_native_bf16(cpuinfo: str | None = None) -> bool:
@@ -429,9 +433,7 @@ def cpu_lacks_native_bf16(cpuinfo: str | None = None) -> bool:
     conversions: measured on an AVX2-only 2-core machine, 0.57 images/s against 6.85 in
     float32. False when nothing can be told (no /proc/cpuinfo, not x86)."""
     flags = cpu_flags(cpuinfo)
-    if not ({"avx2", "sse2"} & flags):
-        return False
-    return not ({"avx512_bf16", "amx_bf16"} & flags)
+    return bool({"avx2", "sse2"} & flags) and not (BF16_CPU_FLAGS & flags)
 
 
 def main(argv=None):
